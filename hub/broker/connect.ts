@@ -1,0 +1,135 @@
+// CONNECT: protocol level, client id rules, keep-alive, session open/resume/takeover, the will,
+// and the CONNACK with the limits this server imposes (v5 properties).
+import { randomBytes } from "node:crypto";
+import type mqtt from "mqtt-packet";
+import type { PublishProperties, QoS } from "../contracts.js";
+import type { Connection } from "./connection.js";
+import type { RoutedMessage } from "./publish-encode.js";
+import { RC } from "./reason-codes.js";
+import { validTopicName } from "./topics.js";
+
+function assignedId(taken: Map<string, unknown>): string {
+  for (;;) {
+    const id = `auto-${randomBytes(9).toString("base64url")}`;
+    if (!taken.has(id)) return id;
+  }
+}
+
+/** Message properties a PUBLISH or will carries end to end (the v5 wire names map 1:1). */
+export function messageProperties(p: mqtt.IPublishPacket["properties"] | undefined): PublishProperties | undefined {
+  if (!p) return undefined;
+  const out: PublishProperties = {};
+  let any = false;
+  if (p.payloadFormatIndicator !== undefined) ((out.payloadFormatIndicator = p.payloadFormatIndicator), (any = true));
+  if (p.contentType !== undefined) ((out.contentType = p.contentType), (any = true));
+  if (p.responseTopic !== undefined) ((out.responseTopic = p.responseTopic), (any = true));
+  if (p.correlationData !== undefined) ((out.correlationData = p.correlationData), (any = true));
+  if (p.userProperties !== undefined) ((out.userProperties = p.userProperties), (any = true));
+  return any ? out : undefined;
+}
+
+export function handleConnect(c: Connection, p: mqtt.IConnectPacket): void {
+  const { core } = c;
+  const { limits } = core;
+  const v = p.protocolVersion;
+  c.protocolVersion = v === 3 || v === 5 ? v : 4;
+  const v5 = c.protocolVersion === 5;
+  const props = p.properties ?? {};
+
+  if (v5 && props.authenticationMethod) {
+    c.fail(RC.BAD_AUTHENTICATION_METHOD, "enhanced authentication is not supported");
+    return;
+  }
+
+  // Client identifier (MQTT-3.1.3-6/7/8): empty + clean → we assign one; empty without clean → refuse.
+  let clientId = p.clientId ?? "";
+  let assigned: string | undefined;
+  if (clientId === "") {
+    if (!p.clean) {
+      c.fail(RC.CLIENT_IDENTIFIER_NOT_VALID, "an empty client id needs clean session / clean start");
+      return;
+    }
+    clientId = assigned = assignedId(core.sessions);
+  } else if (Buffer.byteLength(clientId) > limits.maxClientIdLength || /[+#/]/.test(clientId)) {
+    // C6: ids with wildcards or '/' would widen %c ACL patterns (CVE-2017-7650).
+    c.fail(RC.CLIENT_IDENTIFIER_NOT_VALID, "client id too long or contains + # /");
+    return;
+  }
+
+  // Keep-alive: v5 may be told a smaller value (Server Keep Alive, MQTT-3.2.2-21); v3 is refused.
+  let keepalive = p.keepalive ?? 0;
+  let serverKeepAlive: number | undefined;
+  if (keepalive > limits.maxKeepalive || (keepalive === 0 && limits.maxKeepalive < 65535)) {
+    if (!v5) {
+      c.fail(RC.CLIENT_IDENTIFIER_NOT_VALID, `keep alive must be 1..${limits.maxKeepalive} s`);
+      return;
+    }
+    keepalive = serverKeepAlive = limits.maxKeepalive;
+  }
+
+  // The will is checked before anything changes (a rejected CONNECT leaves the session untouched: C9).
+  let will: RoutedMessage | undefined;
+  let willDelayMs = 0;
+  let willExpiry: number | undefined;
+  if (p.will) {
+    const w = p.will;
+    if (!validTopicName(w.topic, { maxLength: limits.maxTopicLength, maxLevels: limits.maxTopicLevels })) {
+      c.fail(RC.TOPIC_NAME_INVALID, "invalid will topic");
+      return;
+    }
+    if (w.topic.startsWith("$")) {
+      c.fail(RC.NOT_AUTHORIZED, "a will may not publish to $ topics");
+      return;
+    }
+    const wp = w.properties as (mqtt.IPublishPacket["properties"] & { willDelayInterval?: number }) | undefined;
+    will = {
+      topic: w.topic,
+      payload: Buffer.isBuffer(w.payload) ? w.payload : Buffer.from(w.payload ?? ""),
+      qos: (w.qos ?? 0) as QoS,
+      retain: !!w.retain,
+      properties: messageProperties(wp),
+    };
+    willDelayMs = (wp?.willDelayInterval ?? 0) * 1000;
+    willExpiry = wp?.messageExpiryInterval;
+  }
+
+  // Session takeover (MQTT-3.1.4-2/3): the old connection is closed first, its will handled as on any
+  // abnormal close.
+  const existing = core.sessions.get(clientId);
+  if (existing?.link) {
+    const old = existing.link as Connection;
+    old.fail(RC.SESSION_TAKEN_OVER, "another connection uses this client id");
+  }
+  const { session, present } = core.openSession(clientId, !!p.clean);
+
+  if (v5) session.expiryMs = Math.min(props.sessionExpiryInterval ?? 0, limits.maxSessionExpiry) * 1000;
+  else session.expiryMs = p.clean ? 0 : limits.maxSessionExpiry * 1000;
+  if (will) session.will = { msg: will, delayMs: willDelayMs, expirySeconds: willExpiry };
+
+  c.clientId = clientId;
+  c.session = session;
+  c.keepaliveMs = keepalive * 1000;
+  c.receiveMaximum = Math.min(props.receiveMaximum ?? 65535, limits.maxInflightOutbound);
+  c.maxPacketSizeOut = props.maximumPacketSize ?? Number.POSITIVE_INFINITY;
+  c.aliasOutMax = Math.min(props.topicAliasMaximum ?? 0, 65535);
+  c.state = "connected";
+  session.link = c;
+  core.stats.clientsConnected++;
+  core.stats.clientsTotal++;
+
+  if (v5) {
+    const ack: NonNullable<mqtt.IConnackPacket["properties"]> = {
+      receiveMaximum: limits.receiveMaximum,
+      maximumPacketSize: limits.maxPacketSize,
+      topicAliasMaximum: limits.topicAliasMaximum,
+    };
+    if (assigned) ack.assignedClientIdentifier = assigned;
+    if (serverKeepAlive !== undefined) ack.serverKeepAlive = serverKeepAlive;
+    if ((props.sessionExpiryInterval ?? 0) > limits.maxSessionExpiry) ack.sessionExpiryInterval = limits.maxSessionExpiry;
+    c.send({ cmd: "connack", sessionPresent: present, reasonCode: 0, properties: ack });
+  } else {
+    c.send({ cmd: "connack", sessionPresent: present, returnCode: 0 });
+  }
+  core.log.debug("client connected", { client: clientId, remote: c.remote, v: c.protocolVersion, present });
+  if (present) core.resume(session);
+}

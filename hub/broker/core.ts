@@ -1,0 +1,287 @@
+// The broker's shared state and the operations every connection and in-process client uses:
+// sessions by client id, the subscription tree, retained messages, routing, wills and expiry.
+// Sockets and packets are connection.ts's business; this file never sees bytes.
+import type { Cancel, Clock, Logger, Message, QoS } from "../contracts.js";
+import type { RoutedMessage } from "./publish-encode.js";
+import { createRetainedStore, type RetainedStore } from "./retained.js";
+import {
+  type Delivery,
+  type QueueLimits,
+  type Session,
+  clearSession,
+  createSession,
+  deliver,
+  pump,
+  resend,
+} from "./session.js";
+import { createSubscriptionTree, type SubOptions, type Subscription, type SubscriptionTree } from "./subscriptions.js";
+
+export interface BrokerLimits {
+  maxPacketSize: number;
+  connectTimeoutMs: number;
+  maxKeepalive: number;
+  maxClientIdLength: number;
+  maxTopicLength: number;
+  maxTopicLevels: number;
+  receiveMaximum: number;
+  maxInflightOutbound: number;
+  maxQueuedMessages: number;
+  maxQueuedBytes: number;
+  maxSubscriptionsPerClient: number;
+  maxConnections: number;
+  drainTimeoutMs: number;
+  topicAliasMaximum: number;
+  maxSessionExpiry: number;
+  maxRetainedMessages: number;
+  maxRetainedBytes: number;
+  maxUserProperties: number;
+}
+
+/** An in-process subscriber (a part of the hub): a callback instead of a socket. */
+export interface LocalSubscriber {
+  readonly kind: "local";
+  readonly name: string;
+  handler: (m: Message) => void;
+  routeMark: number;
+  routeQos: QoS;
+  routeRetain: boolean;
+  routeSubIds: number[] | undefined;
+}
+
+export type Subscriber = Session | LocalSubscriber;
+
+export interface BrokerStats {
+  startedAt: number;
+  clientsConnected: number;
+  clientsTotal: number;
+  messagesReceived: number;
+  messagesSent: number;
+  bytesReceived: number;
+  bytesSent: number;
+  publishDropped: number;
+}
+
+export interface BrokerCore {
+  readonly limits: BrokerLimits;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly sessions: Map<string, Session>;
+  readonly tree: SubscriptionTree<Subscriber>;
+  readonly retained: RetainedStore;
+  readonly stats: BrokerStats;
+  readonly queueLimits: QueueLimits;
+  /** Routes a message to every matching subscriber and updates the retained store. */
+  route(m: RoutedMessage): void;
+  /** Subscribes and delivers retained messages per Retain Handling; returns the granted QoS. */
+  subscribe(s: Subscriber, filter: string, opts: SubOptions, isShared: boolean): { granted: QoS };
+  /** Ends a session: subscriptions removed, pending will published (MQTT-3.1.3-9). */
+  endSession(s: Session): void;
+  /** Finds or creates the session for a CONNECT. */
+  openSession(clientId: string, cleanStart: boolean): { session: Session; present: boolean };
+  /** The connection of a session closed; `publishWill` false after a normal DISCONNECT. */
+  connectionClosed(s: Session, publishWill: boolean): void;
+  /** Called after a link is attached to a resumed session. */
+  resume(s: Session): void;
+  localSubscriber(name: string, handler: (m: Message) => void): LocalSubscriber;
+  close(): void;
+}
+
+export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger): BrokerCore {
+  const sessions = new Map<string, Session>();
+  const tree = createSubscriptionTree<Subscriber>();
+  const retained = createRetainedStore({ maxMessages: limits.maxRetainedMessages, maxBytes: limits.maxRetainedBytes });
+  const stats: BrokerStats = {
+    startedAt: clock.now(),
+    clientsConnected: 0,
+    clientsTotal: 0,
+    messagesReceived: 0,
+    messagesSent: 0,
+    bytesReceived: 0,
+    bytesSent: 0,
+    publishDropped: 0,
+  };
+  const queueLimits: QueueLimits = { maxMessages: limits.maxQueuedMessages, maxBytes: limits.maxQueuedBytes };
+  const timers = new Set<Cancel>();
+
+  // Local deliveries run after the current packet is handled, never re-entrantly inside route().
+  let localQueue: Array<{ sub: LocalSubscriber; m: Message }> = [];
+  const flushLocal = () => {
+    const q = localQueue;
+    localQueue = [];
+    for (const { sub, m } of q) {
+      try {
+        sub.handler(m);
+      } catch (err) {
+        log.error("in-process subscriber failed", { part: sub.name, topic: m.topic, error: err });
+      }
+    }
+  };
+  const deliverLocal = (sub: LocalSubscriber, msg: RoutedMessage, qos: QoS, retain: boolean) => {
+    if (localQueue.length === 0) queueMicrotask(flushLocal);
+    const m: Message = { topic: msg.topic, payload: msg.payload, qos, retain };
+    if (msg.properties) m.properties = msg.properties;
+    localQueue.push({ sub, m });
+  };
+
+  const deliverTo = (s: Subscriber, msg: RoutedMessage, qos: QoS, retain: boolean, subIds: number[] | undefined) => {
+    if (s.kind === "local") {
+      deliverLocal(s, msg, qos, retain);
+      return;
+    }
+    const d: Delivery = { msg, qos, retain };
+    if (subIds) d.subscriptionIds = subIds;
+    if (!deliver(s, d, queueLimits, clock.monotonic())) stats.publishDropped++;
+  };
+
+  // Routing scratch state: one closure for the whole broker, no Map per message.
+  let mark = 0;
+  let current: RoutedMessage | undefined;
+  const matched: Subscriber[] = [];
+  const onMatch = (sub: Subscription<Subscriber>) => {
+    const s = sub.subscriber;
+    if (sub.noLocal && s === current!.origin) return; // MQTT-3.8.3-3
+    if (s.routeMark !== mark) {
+      s.routeMark = mark;
+      s.routeQos = sub.qos;
+      s.routeRetain = sub.retainAsPublished;
+      s.routeSubIds = sub.subscriptionId ? [sub.subscriptionId] : undefined;
+      matched.push(s);
+      return;
+    }
+    // Overlapping subscriptions: one copy at the highest QoS with every identifier (MQTT-3.3.4-3/5).
+    if (sub.qos > s.routeQos) s.routeQos = sub.qos;
+    if (sub.retainAsPublished) s.routeRetain = true;
+    if (sub.subscriptionId) (s.routeSubIds ??= []).push(sub.subscriptionId);
+  };
+
+  const route = (msg: RoutedMessage) => {
+    if (msg.retain) {
+      const r = retained.set({
+        topic: msg.topic,
+        payload: msg.payload,
+        qos: msg.qos,
+        properties: msg.properties,
+        storedAt: clock.monotonic(),
+        expiresAt: msg.expiresAt,
+      });
+      if (r === "rejected-cap") log.warn("retained store full; message not retained", { topic: msg.topic });
+    }
+    mark++;
+    current = msg;
+    tree.forEachMatch(msg.topic, onMatch);
+    current = undefined;
+    for (let i = 0; i < matched.length; i++) {
+      const s = matched[i]!;
+      const qos = (msg.qos < s.routeQos ? msg.qos : s.routeQos) as QoS; // MQTT-3.8.4-8 downgrade
+      // Forwarded messages carry RETAIN=0 unless Retain As Published (MQTT-3.3.1-12/13).
+      deliverTo(s, msg, qos, s.routeRetain && msg.retain, s.routeSubIds);
+    }
+    matched.length = 0;
+  };
+
+  const publishWill = (s: Session) => {
+    const w = s.will;
+    if (!w) return;
+    s.will = undefined;
+    s.willTimer?.();
+    s.willTimer = undefined;
+    log.debug("publishing will", { client: s.clientId, topic: w.msg.topic });
+    if (w.expirySeconds !== undefined) w.msg.expiresAt = clock.monotonic() + w.expirySeconds * 1000;
+    route(w.msg);
+  };
+
+  const endSession = (s: Session) => {
+    s.expiryTimer?.();
+    s.expiryTimer = undefined;
+    publishWill(s);
+    tree.removeAll(s);
+    clearSession(s);
+    if (sessions.get(s.clientId) === s) sessions.delete(s.clientId);
+  };
+
+  const track = (c: Cancel): Cancel => {
+    timers.add(c);
+    return () => {
+      timers.delete(c);
+      c();
+    };
+  };
+
+  return {
+    limits,
+    clock,
+    log,
+    sessions,
+    tree,
+    retained,
+    stats,
+    queueLimits,
+    route,
+    endSession,
+    subscribe(s, filter, opts, isShared) {
+      const { replaced } = tree.add(s, filter, opts);
+      // Retained messages: not for shared subscriptions (MQTT-4.8.2-?; §4.8.2), and per Retain Handling.
+      if (!isShared && (opts.retainHandling === 0 || (opts.retainHandling === 1 && !replaced))) {
+        const now = clock.monotonic();
+        retained.forEachMatch(
+          filter,
+          (r) => {
+            const msg: RoutedMessage = {
+              topic: r.topic,
+              payload: r.payload,
+              qos: r.qos,
+              retain: true,
+              properties: r.properties as RoutedMessage["properties"],
+              expiresAt: r.expiresAt,
+            };
+            const qos = (r.qos < opts.qos ? r.qos : opts.qos) as QoS;
+            // Retained messages sent for a new subscription carry RETAIN=1 (MQTT-3.3.1-9).
+            deliverTo(s, msg, qos, true, opts.subscriptionId ? [opts.subscriptionId] : undefined);
+          },
+          now,
+        );
+      }
+      return { granted: opts.qos };
+    },
+    openSession(clientId, cleanStart) {
+      const existing = sessions.get(clientId);
+      if (existing && !cleanStart) {
+        existing.expiryTimer?.();
+        existing.expiryTimer = undefined;
+        // Reconnected before the Will Delay ended: the will is not sent (MQTT-3.1.3-9 note, §3.1.3.2.2).
+        existing.willTimer?.();
+        existing.willTimer = undefined;
+        existing.will = undefined;
+        return { session: existing, present: true };
+      }
+      if (existing) endSession(existing);
+      const session = createSession(clientId);
+      sessions.set(clientId, session);
+      return { session, present: false };
+    },
+    connectionClosed(s, publishWillNow) {
+      s.link = undefined;
+      stats.clientsConnected--;
+      if (!publishWillNow) s.will = undefined;
+      const w = s.will;
+      if (w) {
+        if (w.delayMs > 0 && s.expiryMs > 0) {
+          s.willTimer = track(clock.after(w.delayMs, () => publishWill(s)));
+        } else publishWill(s);
+      }
+      if (s.expiryMs === 0) endSession(s);
+      else if (Number.isFinite(s.expiryMs)) s.expiryTimer = track(clock.after(s.expiryMs, () => endSession(s)));
+    },
+    resume(s) {
+      resend(s);
+      pump(s, clock.monotonic());
+    },
+    localSubscriber(name, handler) {
+      return { kind: "local", name, handler, routeMark: 0, routeQos: 0, routeRetain: false, routeSubIds: undefined };
+    },
+    close() {
+      for (const c of timers) c();
+      timers.clear();
+    },
+  };
+}

@@ -1,0 +1,241 @@
+// A client's session (MQTT-4.1): its subscriptions live in the broker's tree; here is the rest —
+// outbound messages in flight and queued, inbound QoS 2 ids awaiting PUBREL, the will, expiry.
+// A session outlives its network connection when the client asked for that (clean=0 / Session
+// Expiry > 0). Delivery order per session is the order of routing (MQTT-4.6.0-6).
+import type { Cancel, QoS } from "../contracts.js";
+import type { RoutedMessage } from "./publish-encode.js";
+
+export interface Delivery {
+  msg: RoutedMessage;
+  qos: QoS;
+  retain: boolean;
+  subscriptionIds?: number[];
+}
+
+export interface InflightEntry extends Delivery {
+  id: number;
+  /** "publish": waiting for PUBACK/PUBREC; "pubrel": PUBREL sent, waiting for PUBCOMP. */
+  state: "publish" | "pubrel";
+}
+
+/** What a session needs from its live connection. */
+export interface Link {
+  readonly receiveMaximum: number;
+  /** True while the socket's write buffer is over its high-water mark. */
+  blocked(): boolean;
+  /** Sends a PUBLISH; false when it was dropped because it exceeds the client's Maximum Packet Size (MQTT-3.1.2-25). */
+  sendPublish(d: Delivery, id: number, dup: boolean): boolean;
+  sendPubrel(id: number): void;
+}
+
+export interface Will {
+  msg: RoutedMessage;
+  delayMs: number;
+  /** v5 Message Expiry of the will, counted from when it is published. */
+  expirySeconds?: number;
+}
+
+export interface Session {
+  readonly kind: "client";
+  readonly clientId: string;
+  link: Link | undefined;
+  /** Session Expiry Interval in ms; 0 = ends with the connection; Infinity = never. */
+  expiryMs: number;
+  expiryTimer: Cancel | undefined;
+  inflight: Map<number, InflightEntry>;
+  queue: Delivery[];
+  queueHead: number;
+  queuedBytes: number;
+  queuedQos0: number;
+  inboundQos2: Set<number>;
+  nextId: number;
+  will: Will | undefined;
+  willTimer: Cancel | undefined;
+  dropped: number;
+  /** Scratch space for routing (see broker.ts): avoids a Map per routed message. */
+  routeMark: number;
+  routeQos: QoS;
+  routeRetain: boolean;
+  routeSubIds: number[] | undefined;
+}
+
+export interface QueueLimits {
+  maxMessages: number;
+  maxBytes: number;
+}
+
+export function createSession(clientId: string): Session {
+  return {
+    kind: "client",
+    clientId,
+    link: undefined,
+    expiryMs: 0,
+    expiryTimer: undefined,
+    inflight: new Map(),
+    queue: [],
+    queueHead: 0,
+    queuedBytes: 0,
+    queuedQos0: 0,
+    inboundQos2: new Set(),
+    nextId: 1,
+    will: undefined,
+    willTimer: undefined,
+    dropped: 0,
+    routeMark: 0,
+    routeQos: 0,
+    routeRetain: false,
+    routeSubIds: undefined,
+  };
+}
+
+function sizeOf(d: Delivery): number {
+  return d.msg.payload.length + d.msg.topic.length + 32;
+}
+
+export function queueLength(s: Session): number {
+  return s.queue.length - s.queueHead;
+}
+
+function shift(s: Session): Delivery | undefined {
+  if (s.queueHead >= s.queue.length) return undefined;
+  const d = s.queue[s.queueHead]!;
+  s.queue[s.queueHead++] = undefined as unknown as Delivery;
+  if (s.queueHead > 1024 && s.queueHead * 2 > s.queue.length) {
+    s.queue = s.queue.slice(s.queueHead);
+    s.queueHead = 0;
+  }
+  s.queuedBytes -= sizeOf(d);
+  if (d.qos === 0) s.queuedQos0--;
+  return d;
+}
+
+/**
+ * Appends to the outbound queue within its caps. When full, the oldest QoS 0 message makes room
+ * (it is the one the client can lose by definition); with none, the new message is dropped.
+ * Returns false when something was dropped (the caller counts it).
+ */
+export function enqueue(s: Session, d: Delivery, limits: QueueLimits): boolean {
+  const size = sizeOf(d);
+  let ok = true;
+  while (queueLength(s) >= limits.maxMessages || s.queuedBytes + size > limits.maxBytes) {
+    if (s.queuedQos0 === 0 || !dropOldestQos0(s)) {
+      s.dropped++;
+      return false;
+    }
+    ok = false;
+  }
+  s.queue.push(d);
+  s.queuedBytes += size;
+  if (d.qos === 0) s.queuedQos0++;
+  return ok;
+}
+
+function dropOldestQos0(s: Session): boolean {
+  for (let i = s.queueHead; i < s.queue.length; i++) {
+    const d = s.queue[i]!;
+    if (d.qos !== 0) continue;
+    s.queue.splice(i, 1);
+    s.queuedBytes -= sizeOf(d);
+    s.queuedQos0--;
+    s.dropped++;
+    return true;
+  }
+  return false;
+}
+
+function allocateId(s: Session): number {
+  for (;;) {
+    const id = s.nextId;
+    s.nextId = id === 65535 ? 1 : id + 1;
+    if (!s.inflight.has(id)) return id;
+  }
+}
+
+function expired(d: Delivery, now: number): boolean {
+  return d.msg.expiresAt !== undefined && d.msg.expiresAt <= now;
+}
+
+/** Sends one delivery now, if the link has room; false means "queue it". */
+function trySend(s: Session, link: Link, d: Delivery): boolean {
+  if (link.blocked()) return false;
+  if (d.qos === 0) {
+    link.sendPublish(d, 0, false);
+    return true;
+  }
+  if (s.inflight.size >= link.receiveMaximum) return false; // MQTT-3.3.4-9
+  const id = allocateId(s);
+  const entry: InflightEntry = { ...d, id, state: "publish" };
+  s.inflight.set(id, entry);
+  // Too large for the client: discarded as if sent (MQTT-3.1.2-25), so the flow goes on.
+  if (!link.sendPublish(d, id, false)) s.inflight.delete(id);
+  return true;
+}
+
+/** Delivers to the session: straight to the socket when possible, else to the queue. */
+export function deliver(s: Session, d: Delivery, limits: QueueLimits, now: number): boolean {
+  const link = s.link;
+  if (!link) {
+    // Offline: QoS 0 is not kept for disconnected sessions (MQTT-3.1.2-5 allows either; we save memory).
+    if (d.qos === 0) return true;
+    return enqueue(s, d, limits);
+  }
+  if (queueLength(s) === 0 && !expired(d, now) && trySend(s, link, d)) return true;
+  return enqueue(s, d, limits);
+}
+
+/** Moves queued messages to the link while it has room (after an ack, a drain or a resume). */
+export function pump(s: Session, now: number): void {
+  const link = s.link;
+  if (!link) return;
+  while (s.queueHead < s.queue.length) {
+    const d = s.queue[s.queueHead]!;
+    if (expired(d, now)) {
+      shift(s);
+      continue;
+    }
+    if (!trySend(s, link, d)) return;
+    shift(s);
+  }
+}
+
+/** On session resume: resend unacknowledged PUBLISH (DUP=1) and PUBREL, in order (MQTT-4.4.0-1). */
+export function resend(s: Session): void {
+  const link = s.link;
+  if (!link) return;
+  for (const e of s.inflight.values()) {
+    if (e.state === "pubrel") link.sendPubrel(e.id);
+    else if (!link.sendPublish(e, e.id, true)) s.inflight.delete(e.id);
+  }
+}
+
+/** PUBACK (QoS 1) or PUBCOMP (QoS 2): the flow for that id is complete. */
+export function complete(s: Session, id: number, expect: "puback" | "pubcomp"): boolean {
+  const e = s.inflight.get(id);
+  if (!e) return false;
+  if (expect === "puback" ? e.qos !== 1 : e.state !== "pubrel") return false;
+  s.inflight.delete(id);
+  return true;
+}
+
+/** PUBREC: the client has the message; from now on we resend PUBREL, never the PUBLISH. */
+export function received(s: Session, id: number, failed: boolean): "pubrel" | "done" | "unknown" {
+  const e = s.inflight.get(id);
+  if (!e || e.qos !== 2) return "unknown";
+  if (failed) {
+    // v5 PUBREC with a reason code >= 0x80 ends the flow (MQTT-4.3.3-4 note, §3.5.2.1).
+    s.inflight.delete(id);
+    return "done";
+  }
+  e.state = "pubrel";
+  return "pubrel";
+}
+
+/** Drops all queued and in-flight state (clean start or session end). */
+export function clearSession(s: Session): void {
+  s.inflight.clear();
+  s.queue = [];
+  s.queueHead = 0;
+  s.queuedBytes = 0;
+  s.queuedQos0 = 0;
+  s.inboundQos2.clear();
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+// The only file that touches `process`: arguments, environment, signals, exit codes.
+// Exit codes: 0 ok, 1 runtime failure, 64 usage error, 70 internal error, 78 bad config (EX_CONFIG,
+// which the systemd unit does not restart on).
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { buildApp } from "./app.js";
+import { systemClock } from "./clock.js";
+import { configJsonSchema } from "./config/json-schema.js";
+import { formatProblems, loadConfigFile } from "./config/load.js";
+import type { Config } from "./config/schema.js";
+import { createLogger, logFormatFor } from "./log.js";
+
+const EX_USAGE = 64;
+const EX_SOFTWARE = 70;
+const EX_CONFIG = 78;
+const STOP_DEADLINE_MS = 5_000;
+
+const HELP = `hub — home-automation hub: MQTT broker, devices, rules, cloud bridge
+
+Usage:
+  hub run --config FILE [--simulate]   run the hub (--simulate: simulated hardware, any machine)
+  hub check --config FILE              validate a config file; exit 0 if valid, 78 if not
+  hub schema                           print the JSON Schema of the config file
+  hub --version                        print the version
+  hub --help                           this help
+
+Signals (when running): SIGTERM/SIGINT stop cleanly within 5 s (a second one exits at once);
+SIGHUP reloads what can be reloaded.
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+function loadOrExit(file: string): Config {
+  const r = loadConfigFile(file, { readFile: (p) => readFileSync(p, "utf8"), env: process.env });
+  if (!r.ok) {
+    process.stderr.write(`${formatProblems(r.problems)}\n`);
+    process.stderr.write(`${r.problems.length} problem${r.problems.length === 1 ? "" : "s"} in ${file}\n`);
+    process.exit(EX_CONFIG);
+  }
+  return r.config;
+}
+
+async function run(file: string, simulate: boolean): Promise<void> {
+  const config = loadOrExit(file);
+  if (simulate) config.hardware = "simulate";
+  const log = createLogger({
+    level: config.log.level,
+    format: logFormatFor(config.log.format, process.env),
+    write: (line, level) => (level === "error" || level === "warn" ? process.stderr : process.stdout).write(`${line}\n`),
+  });
+  const clock = systemClock();
+  const v = version();
+  process.on("uncaughtException", (err) => {
+    log.error("internal error; exiting", { error: err.stack ?? String(err) });
+    process.exit(EX_SOFTWARE);
+  });
+  process.on("unhandledRejection", (err) => {
+    log.error("internal error (unhandled rejection); exiting", { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    process.exit(EX_SOFTWARE);
+  });
+
+  log.info("starting", { version: v, config: file, hardware: config.hardware, node: process.version });
+  const app = buildApp({ config, clock, log, version: v });
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) {
+      log.warn("second signal; exiting now", { signal });
+      process.exit(130);
+    }
+    stopping = true;
+    log.info("stopping", { signal });
+    const { clean } = await app.lifecycle.stop(STOP_DEADLINE_MS);
+    log.info(clean ? "stopped" : "stopped with errors");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGHUP", () => {
+    log.info("reloading (SIGHUP)");
+    void app.lifecycle.reload();
+  });
+  try {
+    await app.lifecycle.start();
+  } catch (err) {
+    log.error("could not start", { error: err instanceof Error ? err.message : String(err) });
+    await app.lifecycle.stop(STOP_DEADLINE_MS);
+    process.exit(1);
+  }
+  log.info("hub running; press Ctrl-C to stop");
+}
+
+async function main(argv: string[]): Promise<void> {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: "string", short: "c" },
+        simulate: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+        version: { type: "boolean", short: "v" },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${HELP}`);
+    process.exit(EX_USAGE);
+  }
+  const { values, positionals } = parsed;
+  const command = positionals[0];
+  if (values.version) {
+    process.stdout.write(`${version()}\n`);
+    return;
+  }
+  if (values.help || command === undefined || command === "help") {
+    process.stdout.write(HELP);
+    return;
+  }
+  const needConfig = (): string => {
+    if (typeof values.config === "string") return values.config;
+    process.stderr.write(`hub ${command}: --config FILE is required\n`);
+    process.exit(EX_USAGE);
+  };
+  switch (command) {
+    case "run":
+      await run(needConfig(), values.simulate === true);
+      return;
+    case "check": {
+      const file = needConfig();
+      loadOrExit(file);
+      process.stdout.write(`${file}: ok\n`);
+      return;
+    }
+    case "schema":
+      process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+      return;
+    default:
+      process.stderr.write(`unknown command: ${command}\n\n${HELP}`);
+      process.exit(EX_USAGE);
+  }
+}
+
+await main(process.argv.slice(2));
