@@ -158,7 +158,8 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
     if (msg.retain) {
       const r = retained.set({
         topic: msg.topic,
-        payload: msg.payload,
+        // A copy: the payload may be a slice of a 64 KiB socket read that would otherwise stay alive.
+        payload: Buffer.from(msg.payload),
         qos: msg.qos,
         properties: msg.properties,
         storedAt: clock.monotonic(),
