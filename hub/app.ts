@@ -117,6 +117,7 @@ export function buildApp(deps: AppDeps): App {
       log: log.child("devices"),
       topics,
       random: deps.random ?? Math.random,
+      logReadings: config.hardware === "simulate",
     }),
   );
 

@@ -18,6 +18,8 @@ export interface DeviceHostDeps {
   log: Logger;
   topics: Topics;
   random: () => number;
+  /** Log every reading at info (simulation, so a newcomer sees data flowing); else at debug. */
+  logReadings?: boolean;
 }
 
 const BACKOFF_MIN_MS = 1_000;
@@ -55,6 +57,10 @@ export function createDeviceHost(specs: DeviceSpec[], deps: DeviceHostDeps): Ser
       void publish(topics.availability(spec.name), up ? "online" : "offline");
     };
     const publishReading = (r: Reading) => {
+      const fields: Record<string, string> = {};
+      for (const [q, v] of Object.entries(r)) fields[q] = formatValue(v, info[q]?.precision);
+      if (deps.logReadings) log.info("reading", fields);
+      else log.debug("reading", fields);
       for (const [quantity, value] of Object.entries(r)) {
         void publish(topics.state(spec.name, quantity), formatValue(value, info[quantity]?.precision));
       }

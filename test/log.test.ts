@@ -26,7 +26,7 @@ t.test("levels filter; one line per event even for multi-line messages", async (
   log.info("not shown");
   log.warn("two\nlines");
   t.equal(lines.length, 1);
-  t.match(lines[0], /^2026-01-01T00:00:00.000Z WARN  hub: two ⏎ lines$/);
+  t.match(lines[0], /^2026-01-01T00:00:00.000Z WARN {2}hub: two ⏎ lines$/);
 });
 
 t.test("secrets are never written, in text or JSON", async (t) => {

@@ -19,13 +19,13 @@ function assignedId(taken: Map<string, unknown>): string {
 export function messageProperties(p: mqtt.IPublishPacket["properties"] | undefined): PublishProperties | undefined {
   if (!p) return undefined;
   const out: PublishProperties = {};
-  let any = false;
-  if (p.payloadFormatIndicator !== undefined) ((out.payloadFormatIndicator = p.payloadFormatIndicator), (any = true));
-  if (p.contentType !== undefined) ((out.contentType = p.contentType), (any = true));
-  if (p.responseTopic !== undefined) ((out.responseTopic = p.responseTopic), (any = true));
-  if (p.correlationData !== undefined) ((out.correlationData = p.correlationData), (any = true));
-  if (p.userProperties !== undefined) ((out.userProperties = p.userProperties), (any = true));
-  return any ? out : undefined;
+  if (p.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = p.payloadFormatIndicator;
+  if (p.contentType !== undefined) out.contentType = p.contentType;
+  if (p.responseTopic !== undefined) out.responseTopic = p.responseTopic;
+  if (p.correlationData !== undefined) out.correlationData = p.correlationData;
+  if (p.userProperties !== undefined) out.userProperties = p.userProperties;
+  for (const _ in out) return out;
+  return undefined;
 }
 
 export function handleConnect(c: Connection, p: mqtt.IConnectPacket): void {

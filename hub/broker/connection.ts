@@ -8,6 +8,8 @@ import { createFramer, type FrameError, type Framer, isFrameError } from "./fram
 import { handleConnect } from "./connect.js";
 import { createPacketParser, isParseFault } from "./parse.js";
 import { checkWireStrings } from "./wire-strings.js";
+import { checkConnectRaw, checkPacket, type TopicRules, type Verdict } from "./packet-rules.js";
+import { validTopicFilter, validTopicName } from "./topics.js";
 import { handlePublish, handleSubscribe, handleUnsubscribe } from "./inbound.js";
 import { encodePublish } from "./publish-encode.js";
 import { RC, v5ToV3Connack } from "./reason-codes.js";
@@ -59,6 +61,14 @@ export function createConnection(core: BrokerCore, socket: Socketish, onClosed: 
   const { clock, log, stats } = core;
   const framer: Framer = createFramer({ maxPacketSize: core.limits.maxPacketSize });
   const parser = createPacketParser();
+  const topicLimits = { maxLength: core.limits.maxTopicLength, maxLevels: core.limits.maxTopicLevels };
+  const rules: TopicRules = {
+    validName: (t) => validTopicName(t, topicLimits),
+    validFilter: (f) => validTopicFilter(f, topicLimits),
+  };
+  const ruleLimits = { maxClientIdLength: core.limits.maxClientIdLength, topicAliasMaximum: core.limits.topicAliasMaximum };
+  /** Per-filter SUBACK/UNSUBACK failure codes from checkPacket (0 = valid). */
+  const failures: number[] = [];
   let corked = false;
   let connectSeen = false;
   const uncork = () => {
@@ -206,7 +216,6 @@ export function createConnection(core: BrokerCore, socket: Socketish, onClosed: 
     c.lastSeen = clock.monotonic();
     switch (p.cmd) {
       case "connect":
-        connectSeen = true;
         handleConnect(c, p);
         if (c.state === "connected") {
           framer.setProtocol(c.protocolVersion);
@@ -239,10 +248,10 @@ export function createConnection(core: BrokerCore, socket: Socketish, onClosed: 
         if (c.session && complete(c.session, p.messageId!, "pubcomp")) pump(c.session, clock.monotonic());
         return;
       case "subscribe":
-        handleSubscribe(c, p);
+        handleSubscribe(c, p, failures);
         return;
       case "unsubscribe":
-        handleUnsubscribe(c, p);
+        handleUnsubscribe(c, p, failures);
         return;
       case "pingreq":
         c.send({ cmd: "pingresp" });
@@ -273,6 +282,12 @@ export function createConnection(core: BrokerCore, socket: Socketish, onClosed: 
   const onFrameError = (e: FrameError) => {
     c.fail(e.reason, e.message);
   };
+  const applyVerdict = (v: Exclude<Verdict, { ok: true }>) => {
+    if (v.action === "close") {
+      log.debug("closing connection", { client: c.clientId || c.remote, reason: `0x${v.reason.toString(16)}`, why: v.message });
+      c.close();
+    } else c.fail(v.reason, v.message);
+  };
 
   socket.on("data", (chunk: Buffer) => {
     stats.bytesReceived += chunk.length;
@@ -287,6 +302,14 @@ export function createConnection(core: BrokerCore, socket: Socketish, onClosed: 
           break;
         }
         // Strings are checked on the raw bytes: the codec would hide bad UTF-8 behind U+FFFD (MQTT-1.5.4-1).
+        if (c.state === "connecting") {
+          connectSeen = true;
+          const v = checkConnectRaw(f);
+          if (!v.ok) {
+            applyVerdict(v);
+            break;
+          }
+        }
         const bad = checkWireStrings(f, c.protocolVersion, core.limits.maxUserProperties);
         if (bad) {
           c.fail(bad.reason, bad.message);
@@ -295,6 +318,12 @@ export function createConnection(core: BrokerCore, socket: Socketish, onClosed: 
         const p = parser.parse(f, c.protocolVersion);
         if (isParseFault(p)) {
           c.fail(p.reason, p.message);
+          break;
+        }
+        if (p.cmd === "connect") c.protocolVersion = p.protocolVersion === 3 || p.protocolVersion === 5 ? p.protocolVersion : 4;
+        const v = checkPacket(p, c.protocolVersion, rules, ruleLimits, failures);
+        if (!v.ok) {
+          applyVerdict(v);
           break;
         }
         onPacket(p, f);

@@ -151,7 +151,10 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
     // Overlapping subscriptions: one copy at the highest QoS with every identifier (MQTT-3.3.4-3/5).
     if (sub.qos > s.routeQos) s.routeQos = sub.qos;
     if (sub.retainAsPublished) s.routeRetain = true;
-    if (sub.subscriptionId) (s.routeSubIds ??= []).push(sub.subscriptionId);
+    if (sub.subscriptionId) {
+      s.routeSubIds ??= [];
+      s.routeSubIds.push(sub.subscriptionId);
+    }
   };
 
   const route = (msg: RoutedMessage) => {

@@ -6,36 +6,25 @@ import { messageProperties } from "./connect.js";
 import type { Connection } from "./connection.js";
 import type { RoutedMessage } from "./publish-encode.js";
 import { RC, V3_SUBACK_FAILURE } from "./reason-codes.js";
-import { parseShared, validTopicFilter, validTopicName } from "./topics.js";
+import { applyTopicAlias } from "./packet-rules.js";
+import { parseShared } from "./topics.js";
 
 export function handlePublish(c: Connection, p: mqtt.IPublishPacket): void {
+  // checkPacket (packet-rules.ts) has validated ids, topic, alias range and v5 properties.
   const { core } = c;
   const s = c.session!;
   const v5 = c.protocolVersion === 5;
   const props = p.properties;
-  let topic = p.topic;
-  const qos = p.qos as QoS;
-  const id = p.messageId ?? 0;
-
-  if (qos > 0 && id === 0) return c.fail(RC.PROTOCOL_ERROR, "QoS > 0 needs a packet identifier"); // MQTT-2.3.1-1
-  if (v5 && props) {
-    if (props.subscriptionIdentifier !== undefined) return c.fail(RC.PROTOCOL_ERROR, "a client may not send a Subscription Identifier"); // MQTT-3.3.4-6
-    if (props.responseTopic !== undefined && !validTopicName(props.responseTopic, limitsOf(c))) {
-      return c.fail(RC.PROTOCOL_ERROR, "invalid Response Topic"); // MQTT-3.3.2-14
-    }
-    const alias = props.topicAlias;
-    if (alias !== undefined) {
-      // Topic aliases (§3.3.2.3.4): 0 and values above what we announced are errors (MQTT-3.3.2-8/9).
-      if (alias === 0 || alias > core.limits.topicAliasMaximum) return c.fail(RC.TOPIC_ALIAS_INVALID, "topic alias out of range");
-      if (topic === "") {
-        const known = c.aliasIn.get(alias);
-        if (known === undefined) return c.fail(RC.PROTOCOL_ERROR, "unknown topic alias");
-        topic = known;
-      } else c.aliasIn.set(alias, topic);
+  if (v5 && props?.topicAlias !== undefined) {
+    const v = applyTopicAlias(p, c.aliasIn); // MQTT 5 §3.3.2.3.4; D4
+    if (!v.ok) {
+      c.fail(v.reason, v.message);
+      return;
     }
   }
-  if (topic === "") return c.fail(RC.TOPIC_NAME_INVALID, "empty topic"); // MQTT-4.7.3-1
-  if (!validTopicName(topic, limitsOf(c))) return c.fail(RC.TOPIC_NAME_INVALID, "invalid topic name"); // MQTT-3.3.2-2, D6
+  const topic = p.topic;
+  const qos = p.qos as QoS;
+  const id = p.messageId ?? 0;
 
   core.stats.messagesReceived++;
   // $SYS and other $ topics belong to the broker (D7): refused, never forwarded.
@@ -47,7 +36,8 @@ export function handlePublish(c: Connection, p: mqtt.IPublishPacket): void {
       return;
     }
     if (s.inboundQos2.size >= core.limits.receiveMaximum) {
-      return c.fail(RC.RECEIVE_MAXIMUM_EXCEEDED, "too many QoS 2 messages in flight"); // MQTT-3.3.4-7, F1
+      c.fail(RC.RECEIVE_MAXIMUM_EXCEEDED, "too many QoS 2 messages in flight"); // MQTT-3.3.4-7, F1
+      return;
     }
   }
   if (!denied) {
@@ -78,37 +68,23 @@ export function handlePublish(c: Connection, p: mqtt.IPublishPacket): void {
   }
 }
 
-function limitsOf(c: Connection) {
-  return { maxLength: c.core.limits.maxTopicLength, maxLevels: c.core.limits.maxTopicLevels };
-}
-
-export function handleSubscribe(c: Connection, p: mqtt.ISubscribePacket): void {
+export function handleSubscribe(c: Connection, p: mqtt.ISubscribePacket, failures: number[]): void {
+  // checkPacket has validated the packet; failures[i] is 0 or the v5 failure code of filter i.
   const { core } = c;
   const s = c.session!;
-  const v5 = c.protocolVersion === 5;
-  if (!p.messageId) return c.fail(RC.PROTOCOL_ERROR, "SUBSCRIBE needs a packet identifier");
-  if (p.subscriptions.length === 0) return c.fail(RC.PROTOCOL_ERROR, "SUBSCRIBE without filters"); // MQTT-3.8.3-3
   const subId = p.properties?.subscriptionIdentifier as number | undefined;
-  if (subId === 0) return c.fail(RC.PROTOCOL_ERROR, "Subscription Identifier 0");
   const granted: number[] = [];
-  const fail = (rc: number) => granted.push(v5 ? rc : V3_SUBACK_FAILURE);
-  for (const sub of p.subscriptions) {
+  for (let i = 0; i < p.subscriptions.length; i++) {
+    const sub = p.subscriptions[i]!;
+    if (failures[i]) {
+      granted.push(failures[i]!); // E2/E4: never stored
+      continue;
+    }
     const shared = parseShared(sub.topic);
-    if (shared === "invalid") {
-      fail(RC.TOPIC_FILTER_INVALID);
-      continue;
-    }
-    const filter = shared ? shared.filter : sub.topic;
-    if (!validTopicFilter(filter, limitsOf(c))) {
-      fail(RC.TOPIC_FILTER_INVALID); // E2: never stored
-      continue;
-    }
-    if (shared && sub.nl) return c.fail(RC.PROTOCOL_ERROR, "No Local on a shared subscription"); // MQTT-3.8.3-4
     const qos = sub.qos as QoS;
-    if (qos > 2 || (sub.rh ?? 0) > 2) return c.fail(RC.PROTOCOL_ERROR, "invalid subscription options");
-    const isNew = !hasFilter(c, sub.topic);
+    const isNew = core.tree.get(s, sub.topic) === undefined;
     if (isNew && core.tree.countFor(s) >= core.limits.maxSubscriptionsPerClient) {
-      fail(RC.QUOTA_EXCEEDED); // E5
+      granted.push(c.protocolVersion === 5 ? RC.QUOTA_EXCEEDED : V3_SUBACK_FAILURE); // E5
       continue;
     }
     const { granted: g } = core.subscribe(
@@ -121,26 +97,19 @@ export function handleSubscribe(c: Connection, p: mqtt.ISubscribePacket): void {
         retainHandling: (sub.rh ?? 0) as 0 | 1 | 2,
         subscriptionId: subId,
       },
-      !!shared,
+      shared !== null,
     );
     granted.push(g);
   }
   c.send({ cmd: "suback", messageId: p.messageId, granted });
 }
 
-function hasFilter(c: Connection, filter: string): boolean {
-  for (const sub of c.core.tree.subscriptionsOf(c.session!)) if (sub.filter === filter) return true;
-  return false;
-}
-
-export function handleUnsubscribe(c: Connection, p: mqtt.IUnsubscribePacket): void {
-  if (!p.messageId) return c.fail(RC.PROTOCOL_ERROR, "UNSUBSCRIBE needs a packet identifier");
-  if (p.unsubscriptions.length === 0) return c.fail(RC.PROTOCOL_ERROR, "UNSUBSCRIBE without filters"); // MQTT-3.10.3-2
+export function handleUnsubscribe(c: Connection, p: mqtt.IUnsubscribePacket, failures: number[]): void {
   const codes: number[] = [];
-  for (const f of p.unsubscriptions) {
-    const removed = c.core.tree.remove(c.session!, f);
-    codes.push(removed ? RC.SUCCESS : RC.NO_SUBSCRIPTION_EXISTED);
+  for (let i = 0; i < p.unsubscriptions.length; i++) {
+    if (failures[i]) codes.push(failures[i]!);
+    else codes.push(c.core.tree.remove(c.session!, p.unsubscriptions[i]!) ? RC.SUCCESS : RC.NO_SUBSCRIPTION_EXISTED);
   }
   // v3 UNSUBACK has no payload; mqtt-packet writes `granted` as the v5 reason codes.
-  c.send({ cmd: "unsuback", messageId: p.messageId, granted: c.protocolVersion === 5 ? codes : [] });
+  c.send({ cmd: "unsuback", messageId: p.messageId!, granted: c.protocolVersion === 5 ? codes : [] });
 }

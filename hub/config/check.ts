@@ -1,0 +1,73 @@
+// Cross-field checks a per-field schema cannot express: unique device names, unique listener
+// addresses, ranges that must nest. They run on a config that already passed the schema; the loader
+// turns each problem's path into file:line:col.
+import type { Config } from "./schema.js";
+
+export interface CheckProblem {
+  path: (string | number)[];
+  expected: string;
+  found: string;
+}
+
+export function checkConfig(config: Config): CheckProblem[] {
+  const problems: CheckProblem[] = [];
+
+  const devices = new Map<string, number>();
+  config.devices.forEach((d, i) => {
+    const first = devices.get(d.name);
+    if (first === undefined) devices.set(d.name, i);
+    else {
+      problems.push({
+        path: ["devices", i, "name"],
+        expected: "a device name not used by another device",
+        found: `${JSON.stringify(d.name)} again (also devices[${first}])`,
+      });
+    }
+    for (const [q, spec] of Object.entries(d.quantities)) {
+      const at = ["devices", i, "quantities", q];
+      if (spec.min > spec.max) {
+        problems.push({ path: [...at, "min"], expected: `min <= max (${spec.max})`, found: String(spec.min) });
+      } else if (spec.start < spec.min || spec.start > spec.max) {
+        problems.push({ path: [...at, "start"], expected: `a start between min ${spec.min} and max ${spec.max}`, found: String(spec.start) });
+      }
+    }
+  });
+
+  // Port 0 asks the OS for a free port, so two of them never clash.
+  const listeners = new Map<string, number>();
+  config.broker.listeners.forEach((l, i) => {
+    if (l.port === 0) return;
+    const key = `${l.host.toLowerCase()}:${l.port}`;
+    const first = listeners.get(key);
+    if (first === undefined) listeners.set(key, i);
+    else {
+      problems.push({
+        path: ["broker", "listeners", i],
+        expected: "a host and port not used by another listener",
+        found: `${l.host} port ${l.port} again (also listeners[${first}])`,
+      });
+    }
+  });
+
+  const ext = config.broker.external;
+  if (ext?.tls !== undefined) {
+    const { cert_file, key_file } = ext.tls;
+    if ((cert_file === undefined) !== (key_file === undefined)) {
+      problems.push({
+        path: ["broker", "external", "tls", cert_file === undefined ? "key_file" : "cert_file"],
+        expected: "cert_file and key_file together",
+        found: `only ${cert_file === undefined ? "key_file" : "cert_file"}`,
+      });
+    }
+    // The URL may carry user:password@, so only its scheme is shown.
+    const scheme = ext.url.slice(0, ext.url.indexOf(":"));
+    if (scheme === "mqtt" || scheme === "ws") {
+      problems.push({
+        path: ["broker", "external", "url"],
+        expected: "an mqtts:// or wss:// URL (tls options are given)",
+        found: `${scheme}://`,
+      });
+    }
+  }
+  return problems;
+}
