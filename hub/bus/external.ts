@@ -3,6 +3,7 @@
 // Each local subscription is one MQTT subscription; messages are dispatched to the callbacks whose
 // filter matches. MQTT.js reconnects and re-subscribes by itself; we only log the transitions.
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import mqtt from "mqtt";
 import type { Bus, Cancel, Clock, Logger, Message, Service } from "../contracts.js";
 import type { Config } from "../config/schema.js";
@@ -67,7 +68,7 @@ export function createExternalBus(cfg: ExternalConfig, deps: ExternalBusDeps): S
       if (tls?.insecure) log.warn("TLS certificate verification is OFF for the external broker (tls.insecure: true)");
       const opts: mqtt.IClientOptions = {
         protocolVersion: 5,
-        clientId: cfg.client_id,
+        clientId: cfg.client_id ?? `hub-${hostname()}`,
         username: cfg.username,
         password: cfg.password,
         reconnectPeriod: 2_000,

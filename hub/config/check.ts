@@ -49,6 +49,17 @@ export function checkConfig(config: Config): CheckProblem[] {
     }
   });
 
+  // Security by default: no anonymous access from the network unless the config says so.
+  config.broker.listeners.forEach((l, i) => {
+    if (l.allow_anonymous === undefined && !isLoopback(l.host)) {
+      problems.push({
+        path: ["broker", "listeners", i, "host"],
+        expected: "a loopback address (127.0.0.1, ::1), or allow_anonymous: true on this listener (no user accounts yet)",
+        found: `${l.host}, reachable from the network without authentication`,
+      });
+    }
+  });
+
   const ext = config.broker.external;
   if (ext?.tls !== undefined) {
     const { cert_file, key_file } = ext.tls;
@@ -70,4 +81,9 @@ export function checkConfig(config: Config): CheckProblem[] {
     }
   }
   return problems;
+}
+
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h) || h === "::ffff:127.0.0.1";
 }

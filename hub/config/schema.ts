@@ -39,6 +39,12 @@ const listenerSchema = z
     host: nonEmpty("a host name or IP address").describe("Address to listen on, e.g. 127.0.0.1, ::1 or 0.0.0.0."),
     port: int(0, 65535).describe("TCP port; 1883 is MQTT's. 0 picks a free port (for tests)."),
     protocol: z.enum(["mqtt"]).default("mqtt").describe("Protocol spoken on this port: mqtt (MQTT 3.1.1 and 5.0 over TCP)."),
+    allow_anonymous: z
+      .boolean({ error: "true or false" })
+      .optional()
+      .describe(
+        "Let clients connect without a user name and password. Default: true on loopback addresses, false elsewhere. User accounts are not built yet, so a listener on a network address must say allow_anonymous: true to start.",
+      ),
   })
   .describe("One address the embedded broker listens on.");
 
@@ -83,9 +89,11 @@ const limitsSchema = z
       .default(1_048_576)
       .describe("Largest MQTT packet accepted or sent, in bytes (MQTT 5 Maximum Packet Size). Default 1 MiB."),
     connect_timeout: duration().prefault("10s").describe("Time a new connection has to send CONNECT before it is closed."),
-    max_keepalive: int(0, 65535)
-      .default(300)
-      .describe("Largest keep-alive in seconds a client may ask for; larger requests are lowered (MQTT 5 Server Keep Alive)."),
+    max_keepalive: int(1, 65535)
+      .default(65535)
+      .describe(
+        "Largest keep-alive in seconds a client may ask for. MQTT 5 clients asking for more (or for 0, none) are told this value (Server Keep Alive); MQTT 3.1.1 clients are refused (CONNACK 0x02), as mosquitto does. Default 65535: no limit.",
+      ),
     max_client_id_length: int(23, 65535).default(256).describe("Longest client identifier accepted, in characters."),
     max_topic_length: int(1, 65535).default(1024).describe("Longest topic name or filter accepted, in bytes."),
     max_topic_levels: int(1, 65535).default(32).describe("Most '/'-separated levels in a topic name or filter."),

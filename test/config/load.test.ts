@@ -156,7 +156,7 @@ t.test("${ENV} substitution", async (t) => {
   const typed = loadConfigText(
     yaml(
       "broker:",
-      "  listeners: [{ host: h, port: \"${PORT}\" }]",
+      "  listeners: [{ host: localhost, port: \"${PORT}\" }]",
       "  external:",
       "    url: mqtts://h",
       "    password: ${PIN}",
@@ -170,7 +170,7 @@ t.test("${ENV} substitution", async (t) => {
   t.equal(typed.config.broker.listeners[0]!.port, 1884, "quoted in a flow mapping, still a number");
   t.equal(typed.config.broker.external?.password, "123456", "a secret of digits stays a string");
   t.equal(typed.config.broker.external?.tls?.insecure, false);
-  const notNumber = loadConfigText(yaml("broker:", "  listeners:", "    - host: h", "      port: ${PORT}"), FILE, fakeDeps({}, { PORT: "mqtt" }));
+  const notNumber = loadConfigText(yaml("broker:", "  listeners:", "    - host: localhost", "      port: ${PORT}"), FILE, fakeDeps({}, { PORT: "mqtt" }));
   t.match(problemsOf(notNumber)[0], { path: "broker.listeners[0].port", line: 4, col: 13, found: '"mqtt"' });
 });
 
