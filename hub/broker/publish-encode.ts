@@ -41,8 +41,12 @@ function vbiLength(n: number): number {
 /** The PUBLISH properties to forward, with Message Expiry set to what is left (MQTT-3.3.2-6). */
 export function forwardedProperties(m: RoutedMessage, now: number): mqtt.IPublishPacket["properties"] | undefined {
   const p = m.properties;
-  if (!p) return undefined;
+  if (!p && m.expiresAt === undefined) return undefined;
   const out: NonNullable<mqtt.IPublishPacket["properties"]> = {};
+  if (!p) {
+    out.messageExpiryInterval = Math.max(1, Math.ceil((m.expiresAt! - now) / 1000));
+    return out;
+  }
   if (p.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = p.payloadFormatIndicator;
   if (p.contentType !== undefined) out.contentType = p.contentType;
   if (p.responseTopic !== undefined) out.responseTopic = p.responseTopic;
