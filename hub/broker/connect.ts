@@ -77,7 +77,7 @@ export function handleConnect(c: Connection, p: mqtt.IConnectPacket): void {
       c.fail(RC.TOPIC_NAME_INVALID, "invalid will topic");
       return;
     }
-    if (w.topic.startsWith("$")) {
+    if (w.topic.startsWith("$SYS") || w.topic.startsWith("$CONTROL")) {
       c.fail(RC.NOT_AUTHORIZED, "a will may not publish to $ topics");
       return;
     }

@@ -4,7 +4,7 @@
 import mqtt from "mqtt-packet";
 import type { Duplex } from "node:stream";
 import type { BrokerCore } from "./core.js";
-import { createFramer, type FrameError, type Framer, isFrameError } from "./framing.js";
+import { createFramer, type FrameError, type Framer, fixedHeaderLength, isFrameError } from "./framing.js";
 import { handleConnect } from "./connect.js";
 import { createPacketParser, isParseFault } from "./parse.js";
 import { checkWireStrings } from "./wire-strings.js";
@@ -56,6 +56,14 @@ export interface Connection extends Link {
 const HIGH_WATER = 1 << 20;
 
 let nextConnId = 1;
+
+/** The protocol level byte of a framed CONNECT (3, 4 or 5; anything else counts as 4 for replies). */
+function connectLevel(f: Buffer): 3 | 4 | 5 {
+  const h = fixedHeaderLength(f);
+  if (h < 0 || h + 2 > f.length) return 4;
+  const level = f[h + 2 + f.readUInt16BE(h)];
+  return level === 3 || level === 5 ? level : 4;
+}
 
 export function createConnection(core: BrokerCore, socket: Socketish, onClosed: (c: Connection) => void): Connection {
   const { clock, log, stats } = core;
@@ -304,6 +312,8 @@ export function createConnection(core: BrokerCore, socket: Socketish, onClosed: 
         // Strings are checked on the raw bytes: the codec would hide bad UTF-8 behind U+FFFD (MQTT-1.5.4-1).
         if (c.state === "connecting") {
           connectSeen = true;
+          // Answer in the client's own protocol level from here on (v5 CONNACK with a reason code).
+          c.protocolVersion = connectLevel(f);
           const v = checkConnectRaw(f);
           if (!v.ok) {
             applyVerdict(v);

@@ -27,8 +27,9 @@ export function handlePublish(c: Connection, p: mqtt.IPublishPacket): void {
   const id = p.messageId ?? 0;
 
   core.stats.messagesReceived++;
-  // $SYS and other $ topics belong to the broker (D7): refused, never forwarded.
-  const denied = topic.startsWith("$");
+  // $SYS/ and $CONTROL/ belong to the broker (D7): refused, never forwarded. Other $ topics are
+  // ordinary, only hidden from leading wildcards (D8, MQTT-4.7.2-1).
+  const denied = topic.startsWith("$SYS/") || topic === "$SYS" || topic.startsWith("$CONTROL/") || topic === "$CONTROL";
   if (qos === 2) {
     if (s.inboundQos2.has(id)) {
       // A resent QoS 2 PUBLISH before PUBREL: acknowledge again, never deliver twice (MQTT-4.3.3-10).

@@ -152,7 +152,7 @@ export function checkPublish(packet: IPublishPacket, level: ProtocolLevel, rules
     if (alias !== undefined) return PASS;
     return reject(level, RC.PROTOCOL_ERROR, "empty topic name without topic alias");
   }
-  if (!rules.validName(packet.topic)) return reject(level, RC.TOPIC_NAME_INVALID, "invalid topic name");
+  if (!rules.validName(packet.topic)) return reject(level, RC.TOPIC_NAME_INVALID, "invalid topic name (wildcard, control character, or over the length or level cap)");
   return PASS;
 }
 
@@ -218,7 +218,7 @@ export function checkSubscribe(packet: ISubscribePacket, level: ProtocolLevel, r
     } else if (level === 5) {
       failures[i] = RC.TOPIC_FILTER_INVALID;
     } else {
-      return reject(level, RC.TOPIC_FILTER_INVALID, "invalid topic filter");
+      return reject(level, RC.TOPIC_FILTER_INVALID, "invalid topic filter (misplaced wildcard, control character, or over the length or level cap)");
     }
   }
   return PASS;
@@ -239,7 +239,7 @@ export function checkUnsubscribe(packet: IUnsubscribePacket, level: ProtocolLeve
     } else if (level === 5) {
       failures[i] = RC.TOPIC_FILTER_INVALID;
     } else {
-      return reject(level, RC.TOPIC_FILTER_INVALID, "invalid topic filter");
+      return reject(level, RC.TOPIC_FILTER_INVALID, "invalid topic filter (misplaced wildcard, control character, or over the length or level cap)");
     }
   }
   return PASS;

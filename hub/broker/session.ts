@@ -115,6 +115,7 @@ function shift(s: Session): Delivery | undefined {
  * Returns false when something was dropped (the caller counts it).
  */
 export function enqueue(s: Session, d: Delivery, limits: QueueLimits): boolean {
+  compactPayload(d.msg);
   const size = sizeOf(d);
   let ok = true;
   while (queueLength(s) >= limits.maxMessages || s.queuedBytes + size > limits.maxBytes) {
@@ -128,6 +129,16 @@ export function enqueue(s: Session, d: Delivery, limits: QueueLimits): boolean {
   s.queuedBytes += size;
   if (d.qos === 0) s.queuedQos0++;
   return ok;
+}
+
+/**
+ * A payload parsed from a socket read is a slice of that whole read (up to 64 KiB). A message that
+ * waits in a queue must not keep the whole read alive: copy it once (the message is shared by all
+ * its subscribers, so the copy is too).
+ */
+function compactPayload(m: Delivery["msg"]): void {
+  const p = m.payload;
+  if (p.buffer.byteLength > p.length * 2 + 256) m.payload = Buffer.from(p);
 }
 
 function dropOldestQos0(s: Session): boolean {
@@ -179,7 +190,8 @@ export function deliver(s: Session, d: Delivery, limits: QueueLimits, now: numbe
     if (d.qos === 0) return true;
     return enqueue(s, d, limits);
   }
-  if (queueLength(s) === 0 && !expired(d, now) && trySend(s, link, d)) return true;
+  if (expired(d, now)) return true;
+  if (queueLength(s) === 0 && trySend(s, link, d)) return true;
   return enqueue(s, d, limits);
 }
 

@@ -29,7 +29,8 @@ function byteLengthWithin(s: string, max: number): boolean {
 
 /**
  * A topic name as carried by PUBLISH (and the will topic): non-empty (MQTT-4.7.3-1), no wildcard
- * characters (MQTT-3.3.2-2, MQTT-4.7.0-1), no U+0000 (MQTT-4.7.3-2), within the byte and level caps.
+ * characters (MQTT-3.3.2-2, MQTT-4.7.0-1), no U+0000 (MQTT-4.7.3-2), no control characters
+ * U+0001-U+001F and U+007F (a policy the spec allows: MQTT 5 §1.5.4), within the byte and level caps.
  * UTF-8 well-formedness is checked on the raw bytes by the packet gate, not here.
  */
 export function validTopicName(t: string, limits: TopicLimits): boolean {
@@ -39,8 +40,8 @@ export function validTopicName(t: string, limits: TopicLimits): boolean {
     const c = t.charCodeAt(i);
     if (c === SLASH) {
       if (++levels > limits.maxLevels) return false;
-    } else if (c === PLUS || c === HASH || c === NUL) {
-      return false;
+    } else if (c === PLUS || c === HASH || c < 0x20 || c === 0x7f) {
+      return false; // NUL (MQTT-4.7.3-2) and, by policy, control characters (MQTT 5 §1.5.4; checklist B4)
     }
   }
   return true;
@@ -68,8 +69,8 @@ export function validTopicFilter(f: string, limits: TopicLimits): boolean {
       // Whole level and the last character of the filter.
       if (i !== last) return false;
       if (i > 0 && f.charCodeAt(i - 1) !== SLASH) return false;
-    } else if (c === NUL) {
-      return false;
+    } else if (c < 0x20 || c === 0x7f) {
+      return false; // NUL (MQTT-4.7.3-2) and, by policy, control characters (checklist B4)
     }
   }
   return true;
