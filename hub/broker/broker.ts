@@ -2,7 +2,7 @@
 // (keep-alive, connect timeout, slow consumers), $SYS, and in-process Bus clients.
 import net from "node:net";
 import type { Bus, Clock, Logger, Service } from "../contracts.js";
-import { createConnection, type Connection, type Socketish } from "./connection.js";
+import { Connection, connectionContext, type Socketish } from "./connection.js";
 import { type BrokerCore, type BrokerLimits, createBrokerCore } from "./core.js";
 import { localBus } from "./local-bus.js";
 import { RC } from "./reason-codes.js";
@@ -39,6 +39,7 @@ export function createBroker(o: BrokerOptions): EmbeddedBroker {
   const core = createBrokerCore(o.limits, clock, log);
   const servers: net.Server[] = [];
   const connections = new Set<Connection>();
+  const ctx = connectionContext(core, (closed) => connections.delete(closed));
   const cancels: Array<() => void> = [];
   let refusedLogged = 0;
 
@@ -52,7 +53,7 @@ export function createBroker(o: BrokerOptions): EmbeddedBroker {
       socket.destroy();
       return undefined;
     }
-    const c = createConnection(core, socket, (closed) => connections.delete(closed));
+    const c = new Connection(ctx, socket);
     connections.add(c);
     return c;
   };

@@ -1,19 +1,24 @@
 // One network connection: bytes in through the framing gate and the parser, packets dispatched to
 // the broker core, packets out in one batched write per event-loop turn (cork/uncork; Nagle off).
 // Every throw around parse and dispatch is caught: one bad client never harms another.
+//
+// Memory: a home broker holds thousands of mostly idle connections, so per-connection state is one
+// object of a class (methods on the prototype, not closures), socket listeners are shared functions,
+// the parser and rule tables are shared by the whole broker (parsing is synchronous, one packet at a
+// time), and topic-alias maps are created only when a client uses aliases.
 import mqtt from "mqtt-packet";
 import type { Duplex } from "node:stream";
-import type { BrokerCore } from "./core.js";
-import { createFramer, type FrameError, type Framer, fixedHeaderLength, isFrameError } from "./framing.js";
 import { handleConnect } from "./connect.js";
-import { createPacketParser, isParseFault } from "./parse.js";
-import { checkWireStrings } from "./wire-strings.js";
-import { checkConnectRaw, checkPacket, type TopicRules, type Verdict } from "./packet-rules.js";
-import { validTopicFilter, validTopicName } from "./topics.js";
+import type { BrokerCore } from "./core.js";
+import { createFramer, type Framer, fixedHeaderLength, isFrameError } from "./framing.js";
 import { handlePublish, handleSubscribe, handleUnsubscribe } from "./inbound.js";
+import { checkConnectRaw, checkPacket, type RuleLimits, type TopicRules, type Verdict } from "./packet-rules.js";
+import { createPacketParser, isParseFault, type PacketParser } from "./parse.js";
 import { encodePublish } from "./publish-encode.js";
 import { RC, v5ToV3Connack } from "./reason-codes.js";
 import { complete, type Delivery, type Link, pump, received, type Session } from "./session.js";
+import { validTopicFilter, validTopicName } from "./topics.js";
+import { checkWireStrings } from "./wire-strings.js";
 
 export interface Socketish extends Duplex {
   remoteAddress?: string;
@@ -22,336 +27,386 @@ export interface Socketish extends Duplex {
   writableLength: number;
 }
 
-export interface Connection extends Link {
-  readonly core: BrokerCore;
-  readonly socket: Socketish;
-  readonly id: number;
-  readonly remote: string;
-  state: "connecting" | "connected" | "closed";
-  protocolVersion: 3 | 4 | 5;
-  session: Session | undefined;
-  clientId: string;
-  keepaliveMs: number;
-  lastSeen: number;
-  openedAt: number;
-  blockedSince: number;
-  receiveMaximum: number;
-  maxPacketSizeOut: number;
-  aliasIn: Map<number, string>;
-  aliasOut: Map<string, number>;
-  aliasOutMax: number;
-  /** Set by a DISCONNECT: whether the will must still be published (v5 reason 0x04). */
-  willOnClose: boolean;
-  send(packet: mqtt.Packet): void;
-  sendBuffer(buf: Buffer): void;
-  /** Closes with a reason: v5 gets DISCONNECT (or CONNACK before CONNECT is accepted) first. */
-  fail(reason: number, message: string): void;
-  /** Closes the socket now (after flushing what was written). */
-  close(): void;
-  /** Checks keep-alive, connect timeout and drain timeout; called by the broker's sweep. */
-  sweep(now: number): void;
+/** What every connection of one broker shares. */
+export interface ConnectionContext {
+  core: BrokerCore;
+  parser: PacketParser;
+  rules: TopicRules;
+  ruleLimits: RuleLimits;
+  /** Per-filter SUBACK/UNSUBACK failure codes from checkPacket (0 = valid); reused per packet. */
+  failures: number[];
+  onClosed(c: Connection): void;
+}
+
+export function connectionContext(core: BrokerCore, onClosed: (c: Connection) => void): ConnectionContext {
+  const topicLimits = { maxLength: core.limits.maxTopicLength, maxLevels: core.limits.maxTopicLevels };
+  return {
+    core,
+    parser: createPacketParser(),
+    rules: {
+      validName: (t) => validTopicName(t, topicLimits),
+      validFilter: (f) => validTopicFilter(f, topicLimits),
+    },
+    ruleLimits: { maxClientIdLength: core.limits.maxClientIdLength, topicAliasMaximum: core.limits.topicAliasMaximum },
+    failures: [],
+    onClosed,
+  };
 }
 
 /** Output above this many buffered bytes marks the link blocked; QoS>0 waits in the session queue. */
 const HIGH_WATER = 1 << 20;
-
-let nextConnId = 1;
+const CONN = Symbol("hub.connection");
 
 /** The protocol level byte of a framed CONNECT (3, 4 or 5; anything else counts as 4 for replies). */
 function connectLevel(f: Buffer): 3 | 4 | 5 {
   const h = fixedHeaderLength(f);
-  if (h < 0 || h + 2 > f.length) return 4;
+  if (h < 0 || h + 4 > f.length) return 4;
   const level = f[h + 2 + f.readUInt16BE(h)];
   return level === 3 || level === 5 ? level : 4;
 }
 
-export function createConnection(core: BrokerCore, socket: Socketish, onClosed: (c: Connection) => void): Connection {
-  const { clock, log, stats } = core;
-  const framer: Framer = createFramer({ maxPacketSize: core.limits.maxPacketSize });
-  const parser = createPacketParser();
-  const topicLimits = { maxLength: core.limits.maxTopicLength, maxLevels: core.limits.maxTopicLevels };
-  const rules: TopicRules = {
-    validName: (t) => validTopicName(t, topicLimits),
-    validFilter: (f) => validTopicFilter(f, topicLimits),
-  };
-  const ruleLimits = { maxClientIdLength: core.limits.maxClientIdLength, topicAliasMaximum: core.limits.topicAliasMaximum };
-  /** Per-filter SUBACK/UNSUBACK failure codes from checkPacket (0 = valid). */
-  const failures: number[] = [];
-  let corked = false;
-  let connectSeen = false;
-  const uncork = () => {
-    corked = false;
-    socket.uncork();
-  };
+/** PUBACK/PUBREC/PUBREL/PUBCOMP with reason 0 and no properties: 4 bytes in every version. */
+function ack(type: number, id: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b[0] = type;
+  b[1] = 2;
+  b[2] = id >> 8;
+  b[3] = id & 0xff;
+  return b;
+}
+const PUBACK = 0x40;
+const PUBREC = 0x50;
+const PUBREL = 0x62;
+const PUBCOMP = 0x70;
+const PINGRESP = Buffer.from([0xd0, 0x00]);
 
-  const c: Connection = {
-    core,
-    socket,
-    id: nextConnId++,
-    remote: `${socket.remoteAddress ?? "local"}:${socket.remotePort ?? 0}`,
-    state: "connecting",
-    protocolVersion: 4,
-    session: undefined,
-    clientId: "",
-    keepaliveMs: 0,
-    lastSeen: clock.monotonic(),
-    openedAt: clock.monotonic(),
-    blockedSince: 0,
-    receiveMaximum: 65535,
-    maxPacketSizeOut: Number.POSITIVE_INFINITY,
-    aliasIn: new Map(),
-    aliasOut: new Map(),
-    aliasOutMax: 0,
-    willOnClose: true,
-    blocked() {
-      if (socket.writableLength <= HIGH_WATER) return false;
-      if (c.blockedSince === 0) c.blockedSince = clock.monotonic();
-      return true;
-    },
-    sendBuffer(buf) {
-      if (c.state === "closed") return;
-      if (!corked) {
-        corked = true;
-        socket.cork();
-        process.nextTick(uncork);
-      }
-      stats.bytesSent += buf.length;
-      socket.write(buf);
-    },
-    send(packet) {
-      c.sendBuffer(mqtt.generate(packet, { protocolVersion: c.protocolVersion }));
-    },
-    sendPublish(d: Delivery, id: number, dup: boolean) {
-      const now = clock.monotonic();
-      let topicAlias: number | undefined;
-      let aliasOnly = false;
-      if (c.aliasOutMax > 0) {
-        // Outbound aliases (MQTT-3.3.2-?? §3.3.2.3.4): first use sends topic+alias, later ones the alias only.
-        const known = c.aliasOut.get(d.msg.topic);
-        if (known !== undefined) {
-          topicAlias = known;
-          aliasOnly = true;
-        } else if (c.aliasOut.size < c.aliasOutMax) {
-          topicAlias = c.aliasOut.size + 1;
-          c.aliasOut.set(d.msg.topic, topicAlias);
-        }
-      }
-      const buf = encodePublish(d.msg, {
-        qos: d.qos,
-        retain: d.retain,
-        dup,
-        messageId: id,
-        protocolVersion: c.protocolVersion,
-        subscriptionIds: d.subscriptionIds,
-        topicAlias,
-        aliasOnly,
-        now,
-      });
-      if (buf.length > c.maxPacketSizeOut) {
-        if (topicAlias !== undefined && !aliasOnly) c.aliasOut.delete(d.msg.topic);
-        log.debug("message larger than the client's Maximum Packet Size; discarded", { client: c.clientId });
-        return false;
-      }
-      stats.messagesSent++;
-      c.sendBuffer(buf);
-      return true;
-    },
-    sendPubrel(id) {
-      c.send({ cmd: "pubrel", messageId: id });
-    },
-    fail(reason, message) {
-      if (c.state === "closed") return;
-      log.debug("closing connection", { client: c.clientId || c.remote, reason: `0x${reason.toString(16)}`, why: message });
-      if (c.protocolVersion === 5) {
-        if (c.state === "connecting") {
-          c.send({ cmd: "connack", sessionPresent: false, reasonCode: reason, properties: { reasonString: message } });
-        } else {
-          c.send({ cmd: "disconnect", reasonCode: reason, properties: { reasonString: message } });
-        }
-      } else if (c.state === "connecting" && connectSeen) {
-        // 3.1.1 answers a refused CONNECT with a return code where one exists (MQTT-3.2.2-4/5).
-        const rc = v5ToV3Connack(reason);
-        if (rc !== undefined) c.send({ cmd: "connack", sessionPresent: false, returnCode: rc });
-      }
-      c.close();
-    },
-    close() {
-      if (c.state === "closed") return;
-      finish();
-      socket.end();
-      // A peer that never reads must not keep the socket: destroy soon after end().
-      const t = clock.after(2_000, () => socket.destroy());
-      socket.once("close", t);
-    },
-    sweep(now) {
-      if (c.state === "connecting") {
-        if (now - c.openedAt > core.limits.connectTimeoutMs) {
-          log.debug("no CONNECT in time; closing", { remote: c.remote });
-          socket.destroy();
-          finish();
-        }
-        return;
-      }
-      if (c.state !== "connected") return;
-      // Keep-alive: 1.5 × the interval without any packet (MQTT-3.1.2-24 / MQTT-3.1.2-22).
-      if (c.keepaliveMs > 0 && now - c.lastSeen > c.keepaliveMs * 1.5) {
-        c.fail(RC.KEEP_ALIVE_TIMEOUT, "keep alive timeout");
-        return;
-      }
-      if (c.blockedSince !== 0) {
-        if (socket.writableLength <= HIGH_WATER) c.blockedSince = 0;
-        else if (now - c.blockedSince > core.limits.drainTimeoutMs) {
-          log.warn("client is not reading; disconnecting slow consumer", { client: c.clientId });
-          socket.destroy();
-          finish();
-        }
-      }
-    },
-  };
+export class Connection implements Link {
+  state: "connecting" | "connected" | "closed" = "connecting";
+  protocolVersion: 3 | 4 | 5 = 4;
+  session: Session | undefined = undefined;
+  clientId = "";
+  keepaliveMs = 0;
+  lastSeen: number;
+  readonly openedAt: number;
+  blockedSince = 0;
+  receiveMaximum = 65535;
+  maxPacketSizeOut = Number.POSITIVE_INFINITY;
+  aliasIn: Map<number, string> | undefined = undefined;
+  aliasOut: Map<string, number> | undefined = undefined;
+  aliasOutMax = 0;
+  /** Cleared by a normal DISCONNECT; v5 reason 0x04 keeps it (MQTT-3.14.4-3). */
+  willOnClose = true;
+  private corked = false;
+  private connectSeen = false;
+  private finished = false;
+  private readonly framer: Framer;
 
-  let finished = false;
-  function finish() {
-    if (finished) return;
-    finished = true;
-    const wasConnected = c.state === "connected";
-    c.state = "closed";
-    const s = c.session;
-    if (wasConnected && s && s.link === c) core.connectionClosed(s, c.willOnClose);
-    onClosed(c);
+  constructor(
+    readonly ctx: ConnectionContext,
+    readonly socket: Socketish,
+  ) {
+    const now = ctx.core.clock.monotonic();
+    this.lastSeen = now;
+    this.openedAt = now;
+    this.framer = createFramer({ maxPacketSize: ctx.core.limits.maxPacketSize });
+    (socket as unknown as Record<symbol, Connection>)[CONN] = this;
+    socket.on("data", onData);
+    socket.on("error", onError);
+    socket.on("close", onClose);
+    socket.on("drain", onDrain);
+    socket.setNoDelay?.(true);
   }
 
-  const onPacket = (p: mqtt.Packet, _raw: Buffer) => {
-    c.lastSeen = clock.monotonic();
+  get core(): BrokerCore {
+    return this.ctx.core;
+  }
+
+  get remote(): string {
+    return `${this.socket.remoteAddress ?? "local"}:${this.socket.remotePort ?? 0}`;
+  }
+
+  blocked(): boolean {
+    if (this.socket.writableLength <= HIGH_WATER) return false;
+    if (this.blockedSince === 0) this.blockedSince = this.ctx.core.clock.monotonic();
+    return true;
+  }
+
+  sendBuffer(buf: Buffer): void {
+    if (this.state === "closed") return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(uncork, this);
+    }
+    this.ctx.core.stats.bytesSent += buf.length;
+    this.socket.write(buf);
+  }
+
+  send(packet: mqtt.Packet): void {
+    this.sendBuffer(mqtt.generate(packet, { protocolVersion: this.protocolVersion }));
+  }
+
+  sendPublish(d: Delivery, id: number, dup: boolean): boolean {
+    const core = this.ctx.core;
+    let topicAlias: number | undefined;
+    let aliasOnly = false;
+    if (this.aliasOutMax > 0) {
+      // Outbound topic aliases (MQTT 5 §3.3.2.3.4): the first use sends topic + alias, later ones the
+      // alias alone; once the client's maximum is used up, further topics go without an alias.
+      this.aliasOut ??= new Map();
+      const known = this.aliasOut.get(d.msg.topic);
+      if (known !== undefined) {
+        topicAlias = known;
+        aliasOnly = true;
+      } else if (this.aliasOut.size < this.aliasOutMax) {
+        topicAlias = this.aliasOut.size + 1;
+        this.aliasOut.set(d.msg.topic, topicAlias);
+      }
+    }
+    const buf = encodePublish(d.msg, {
+      qos: d.qos,
+      retain: d.retain,
+      dup,
+      messageId: id,
+      protocolVersion: this.protocolVersion,
+      subscriptionIds: d.subscriptionIds,
+      topicAlias,
+      aliasOnly,
+      now: core.clock.monotonic(),
+    });
+    if (buf.length > this.maxPacketSizeOut) {
+      if (topicAlias !== undefined && !aliasOnly) this.aliasOut?.delete(d.msg.topic);
+      core.log.debug("message larger than the client's Maximum Packet Size; discarded", { client: this.clientId });
+      return false;
+    }
+    core.stats.messagesSent++;
+    this.sendBuffer(buf);
+    return true;
+  }
+
+  sendPubrel(id: number): void {
+    this.sendBuffer(ack(PUBREL, id));
+  }
+
+  /** Closes with a reason: v5 gets DISCONNECT (or CONNACK before CONNECT is accepted) first. */
+  fail(reason: number, message: string): void {
+    if (this.state === "closed") return;
+    this.ctx.core.log.debug("closing connection", {
+      client: this.clientId || this.remote,
+      reason: `0x${reason.toString(16)}`,
+      why: message,
+    });
+    if (this.protocolVersion === 5) {
+      if (this.state === "connecting") {
+        this.send({ cmd: "connack", sessionPresent: false, reasonCode: reason, properties: { reasonString: message } });
+      } else {
+        this.send({ cmd: "disconnect", reasonCode: reason, properties: { reasonString: message } });
+      }
+    } else if (this.state === "connecting" && this.connectSeen) {
+      // 3.1.1 answers a refused CONNECT with a return code where one exists (MQTT-3.2.2-4/5).
+      const rc = v5ToV3Connack(reason);
+      if (rc !== undefined) this.send({ cmd: "connack", sessionPresent: false, returnCode: rc });
+    }
+    this.close();
+  }
+
+  /** Closes the socket (after flushing what was written). */
+  close(): void {
+    if (this.state === "closed") return;
+    this.finish();
+    this.socket.end();
+    // A peer that never reads must not keep the socket: destroy soon after end().
+    const cancel = this.ctx.core.clock.after(2_000, () => this.socket.destroy());
+    this.socket.once("close", cancel);
+  }
+
+  /** Keep-alive, connect timeout and drain timeout; called by the broker's once-a-second sweep. */
+  sweep(now: number): void {
+    const { limits, log } = this.ctx.core;
+    if (this.state === "connecting") {
+      if (now - this.openedAt > limits.connectTimeoutMs) {
+        log.debug("no CONNECT in time; closing", { remote: this.remote });
+        this.socket.destroy();
+        this.finish();
+      }
+      return;
+    }
+    if (this.state !== "connected") return;
+    // Keep-alive: 1.5 × the interval without any packet (3.1.1 MQTT-3.1.2-24; 5 MQTT-3.1.2-22).
+    if (this.keepaliveMs > 0 && now - this.lastSeen > this.keepaliveMs * 1.5) {
+      this.fail(RC.KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+      return;
+    }
+    if (this.blockedSince !== 0) {
+      if (this.socket.writableLength <= HIGH_WATER) this.blockedSince = 0;
+      else if (now - this.blockedSince > limits.drainTimeoutMs) {
+        log.warn("client is not reading; disconnecting slow consumer", { client: this.clientId });
+        this.socket.destroy();
+        this.finish();
+      }
+    }
+  }
+
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const wasConnected = this.state === "connected";
+    this.state = "closed";
+    const s = this.session;
+    if (wasConnected && s && s.link === this) this.ctx.core.connectionClosed(s, this.willOnClose);
+    this.ctx.onClosed(this);
+  }
+
+  private applyVerdict(v: Exclude<Verdict, { ok: true }>): void {
+    if (v.action === "close") {
+      this.ctx.core.log.debug("closing connection", { client: this.clientId || this.remote, reason: `0x${v.reason.toString(16)}`, why: v.message });
+      this.close();
+    } else this.fail(v.reason, v.message);
+  }
+
+  /** Handles every complete packet of one read at once, acknowledgements as fairly as publishes. */
+  onData(chunk: Buffer): void {
+    const { core, parser, rules, ruleLimits, failures } = this.ctx;
+    core.stats.bytesReceived += chunk.length;
+    this.framer.push(chunk);
+    while (this.state !== "closed") {
+      const f = this.framer.next();
+      if (f === undefined) break;
+      if (isFrameError(f)) {
+        this.fail(f.reason, f.message);
+        break;
+      }
+      if (this.state === "connecting") {
+        this.connectSeen = true;
+        // Answer in the client's own protocol level from here on (v5 CONNACK with a reason code).
+        this.protocolVersion = connectLevel(f);
+        const v = checkConnectRaw(f);
+        if (!v.ok) {
+          this.applyVerdict(v);
+          break;
+        }
+      }
+      // Strings are checked on the raw bytes: the codec would hide bad UTF-8 behind U+FFFD (MQTT-1.5.4-1).
+      const bad = checkWireStrings(f, this.protocolVersion, core.limits.maxUserProperties);
+      if (bad) {
+        this.fail(bad.reason, bad.message);
+        break;
+      }
+      const p = parser.parse(f, this.protocolVersion);
+      if (isParseFault(p)) {
+        this.fail(p.reason, p.message);
+        break;
+      }
+      const v = checkPacket(p, this.protocolVersion, rules, ruleLimits, failures);
+      if (!v.ok) {
+        this.applyVerdict(v);
+        break;
+      }
+      this.onPacket(p);
+    }
+  }
+
+  private onPacket(p: mqtt.Packet): void {
+    const core = this.ctx.core;
+    this.lastSeen = core.clock.monotonic();
+    const s = this.session;
     switch (p.cmd) {
       case "connect":
-        handleConnect(c, p);
-        if (c.state === "connected") {
-          framer.setProtocol(c.protocolVersion);
-          framer.setConnected();
+        handleConnect(this, p);
+        if (this.state === "connected") {
+          this.framer.setProtocol(this.protocolVersion);
+          this.framer.setConnected();
         }
         return;
       case "publish":
-        handlePublish(c, p);
+        handlePublish(this, p);
         return;
       case "puback":
-        if (c.session && complete(c.session, p.messageId!, "puback")) pump(c.session, clock.monotonic());
+        if (s && complete(s, p.messageId!, "puback")) pump(s, this.lastSeen);
         return;
       case "pubrec": {
-        if (!c.session) return;
-        const r = received(c.session, p.messageId!, (p.reasonCode ?? 0) >= 0x80);
-        if (r === "pubrel") c.sendPubrel(p.messageId!);
-        else if (r === "done") pump(c.session, clock.monotonic());
-        else if (c.protocolVersion === 5) c.send({ cmd: "pubrel", messageId: p.messageId!, reasonCode: RC.PACKET_ID_NOT_FOUND });
-        else c.sendPubrel(p.messageId!);
+        if (!s) return;
+        const r = received(s, p.messageId!, (p.reasonCode ?? 0) >= 0x80);
+        if (r === "pubrel") this.sendPubrel(p.messageId!);
+        else if (r === "done") pump(s, this.lastSeen);
+        else if (this.protocolVersion === 5) this.send({ cmd: "pubrel", messageId: p.messageId!, reasonCode: RC.PACKET_ID_NOT_FOUND });
+        else this.sendPubrel(p.messageId!);
         return;
       }
       case "pubrel": {
-        const known = c.session?.inboundQos2.delete(p.messageId!) ?? false;
-        // MQTT-4.3.3-11: always answer; v5 says when the id was unknown (F4).
-        if (c.protocolVersion === 5 && !known) c.send({ cmd: "pubcomp", messageId: p.messageId!, reasonCode: RC.PACKET_ID_NOT_FOUND });
-        else c.send({ cmd: "pubcomp", messageId: p.messageId! });
+        const known = s?.inboundQos2.delete(p.messageId!) ?? false;
+        // Always answered (MQTT-4.3.3-11); v5 says when the id was unknown (F4).
+        if (this.protocolVersion === 5 && !known) this.send({ cmd: "pubcomp", messageId: p.messageId!, reasonCode: RC.PACKET_ID_NOT_FOUND });
+        else this.sendBuffer(ack(PUBCOMP, p.messageId!));
         return;
       }
       case "pubcomp":
-        if (c.session && complete(c.session, p.messageId!, "pubcomp")) pump(c.session, clock.monotonic());
+        if (s && complete(s, p.messageId!, "pubcomp")) pump(s, this.lastSeen);
         return;
       case "subscribe":
-        handleSubscribe(c, p, failures);
+        handleSubscribe(this, p, this.ctx.failures);
         return;
       case "unsubscribe":
-        handleUnsubscribe(c, p, failures);
+        handleUnsubscribe(this, p, this.ctx.failures);
         return;
       case "pingreq":
-        c.send({ cmd: "pingresp" });
+        this.sendBuffer(PINGRESP);
         return;
       case "disconnect": {
         const props = p.properties as { sessionExpiryInterval?: number } | undefined;
-        if (c.protocolVersion === 5 && c.session && props?.sessionExpiryInterval !== undefined) {
+        if (this.protocolVersion === 5 && s && props?.sessionExpiryInterval !== undefined) {
           // MQTT-3.14.2-2: a session that was to end with the connection cannot be extended here.
-          if (c.session.expiryMs === 0 && props.sessionExpiryInterval !== 0) {
-            c.fail(RC.PROTOCOL_ERROR, "Session Expiry Interval was 0 at CONNECT");
+          if (s.expiryMs === 0 && props.sessionExpiryInterval !== 0) {
+            this.fail(RC.PROTOCOL_ERROR, "Session Expiry Interval was 0 at CONNECT");
             return;
           }
-          c.session.expiryMs = Math.min(props.sessionExpiryInterval, core.limits.maxSessionExpiry) * 1000;
+          s.expiryMs = Math.min(props.sessionExpiryInterval, core.limits.maxSessionExpiry) * 1000;
         }
-        // Normal disconnect discards the will; 0x04 asks for it (MQTT-3.14.4-3).
-        c.willOnClose = c.protocolVersion === 5 && p.reasonCode === RC.DISCONNECT_WITH_WILL;
-        c.close();
+        this.willOnClose = this.protocolVersion === 5 && p.reasonCode === RC.DISCONNECT_WITH_WILL;
+        this.close();
         return;
       }
       case "auth":
-        c.fail(RC.PROTOCOL_ERROR, "enhanced authentication was not negotiated");
+        this.fail(RC.PROTOCOL_ERROR, "enhanced authentication was not negotiated");
         return;
       default:
-        c.fail(RC.PROTOCOL_ERROR, `unexpected ${p.cmd} from a client`);
+        this.fail(RC.PROTOCOL_ERROR, `unexpected ${p.cmd} from a client`);
     }
-  };
+  }
 
-  const onFrameError = (e: FrameError) => {
-    c.fail(e.reason, e.message);
-  };
-  const applyVerdict = (v: Exclude<Verdict, { ok: true }>) => {
-    if (v.action === "close") {
-      log.debug("closing connection", { client: c.clientId || c.remote, reason: `0x${v.reason.toString(16)}`, why: v.message });
-      c.close();
-    } else c.fail(v.reason, v.message);
-  };
+  /** The fast acks handlers use: PUBACK / PUBREC with success and no properties. */
+  ackPublish(qos: 1 | 2, id: number): void {
+    this.sendBuffer(ack(qos === 1 ? PUBACK : PUBREC, id));
+  }
+}
 
-  socket.on("data", (chunk: Buffer) => {
-    stats.bytesReceived += chunk.length;
-    try {
-      framer.push(chunk);
-      // Every complete packet of this read is handled now, acks as fairly as publishes.
-      while (c.state !== "closed") {
-        const f = framer.next();
-        if (f === undefined) break;
-        if (isFrameError(f)) {
-          onFrameError(f);
-          break;
-        }
-        // Strings are checked on the raw bytes: the codec would hide bad UTF-8 behind U+FFFD (MQTT-1.5.4-1).
-        if (c.state === "connecting") {
-          connectSeen = true;
-          // Answer in the client's own protocol level from here on (v5 CONNACK with a reason code).
-          c.protocolVersion = connectLevel(f);
-          const v = checkConnectRaw(f);
-          if (!v.ok) {
-            applyVerdict(v);
-            break;
-          }
-        }
-        const bad = checkWireStrings(f, c.protocolVersion, core.limits.maxUserProperties);
-        if (bad) {
-          c.fail(bad.reason, bad.message);
-          break;
-        }
-        const p = parser.parse(f, c.protocolVersion);
-        if (isParseFault(p)) {
-          c.fail(p.reason, p.message);
-          break;
-        }
-        if (p.cmd === "connect") c.protocolVersion = p.protocolVersion === 3 || p.protocolVersion === 5 ? p.protocolVersion : 4;
-        const v = checkPacket(p, c.protocolVersion, rules, ruleLimits, failures);
-        if (!v.ok) {
-          applyVerdict(v);
-          break;
-        }
-        onPacket(p, f);
-      }
-    } catch (err) {
-      log.warn("error handling a packet; closing that client", { client: c.clientId || c.remote, error: err });
-      c.fail(RC.UNSPECIFIED, "internal error");
-      socket.destroy();
-    }
-  });
-  socket.on("error", (err: Error) => {
-    log.debug("socket error", { client: c.clientId || c.remote, error: err.message });
-  });
-  socket.on("close", () => finish());
-  socket.on("drain", () => {
-    c.blockedSince = 0;
-    if (c.session && c.state === "connected") pump(c.session, clock.monotonic());
-  });
-  socket.setNoDelay?.(true);
-  return c;
+// Shared socket listeners: `this` is the socket; the connection hangs off it.
+function connOf(s: unknown): Connection {
+  return (s as Record<symbol, Connection>)[CONN]!;
+}
+function onData(this: Socketish, chunk: Buffer): void {
+  const c = connOf(this);
+  try {
+    c.onData(chunk);
+  } catch (err) {
+    c.core.log.warn("error handling a packet; closing that client", { client: c.clientId || c.remote, error: err });
+    c.fail(RC.UNSPECIFIED, "internal error");
+    this.destroy();
+  }
+}
+function onError(this: Socketish, err: Error): void {
+  const c = connOf(this);
+  c.core.log.debug("socket error", { client: c.clientId || c.remote, error: err.message });
+}
+function onClose(this: Socketish): void {
+  connOf(this).finish();
+}
+function onDrain(this: Socketish): void {
+  const c = connOf(this);
+  c.blockedSince = 0;
+  if (c.session && c.state === "connected") pump(c.session, c.core.clock.monotonic());
+}
+function uncork(c: Connection): void {
+  (c as unknown as { corked: boolean }).corked = false;
+  c.socket.uncork();
 }

@@ -16,6 +16,7 @@ export function handlePublish(c: Connection, p: mqtt.IPublishPacket): void {
   const v5 = c.protocolVersion === 5;
   const props = p.properties;
   if (v5 && props?.topicAlias !== undefined) {
+    c.aliasIn ??= new Map();
     const v = applyTopicAlias(p, c.aliasIn); // MQTT 5 §3.3.2.3.4; D4
     if (!v.ok) {
       c.fail(v.reason, v.message);
@@ -33,7 +34,7 @@ export function handlePublish(c: Connection, p: mqtt.IPublishPacket): void {
   if (qos === 2) {
     if (s.inboundQos2.has(id)) {
       // A resent QoS 2 PUBLISH before PUBREL: acknowledge again, never deliver twice (MQTT-4.3.3-10).
-      c.send({ cmd: "pubrec", messageId: id });
+      c.ackPublish(2, id);
       return;
     }
     if (s.inboundQos2.size >= core.limits.receiveMaximum) {
@@ -58,14 +59,14 @@ export function handlePublish(c: Connection, p: mqtt.IPublishPacket): void {
   }
   if (qos === 1) {
     if (denied && v5) c.send({ cmd: "puback", messageId: id, reasonCode: RC.NOT_AUTHORIZED });
-    else c.send({ cmd: "puback", messageId: id });
+    else c.ackPublish(1, id);
   } else if (qos === 2) {
     if (denied && v5) {
       c.send({ cmd: "pubrec", messageId: id, reasonCode: RC.NOT_AUTHORIZED });
       return;
     }
     s.inboundQos2.add(id);
-    c.send({ cmd: "pubrec", messageId: id });
+    c.ackPublish(2, id);
   }
 }
 

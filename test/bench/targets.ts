@@ -1,0 +1,285 @@
+// Brokers under test for the benchmark: writes their config to a temp dir, starts them as child
+// processes (own process group, fd limit raised), waits until an MQTT handshake succeeds, samples
+// RSS/CPU of the process tree from /proc, and always kills what it started.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { accessSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { Proto } from "./codec.js";
+import { closeClient, openClient } from "./wire.js";
+
+export const WANT_NOFILE = 65536;
+const READY_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 3_000;
+
+/** How to start one broker. `cmd` may use {port} and {dir} (both config files are written to {dir}). */
+export interface TargetDef {
+  label: string;
+  kind: "hub" | "mosquitto" | "cmd";
+  cmd: string | null;
+}
+
+export interface Running {
+  def: TargetDef;
+  port: number;
+  dir: string;
+  child: ChildProcess;
+  pid: number;
+  exited: boolean;
+  log: string[]; // last lines of stdout+stderr, for diagnostics
+}
+
+/** Children alive right now; owned by the entry point, used by its exit/SIGINT handlers. */
+export interface Reaper {
+  live: Set<Running>;
+}
+
+// Raise the soft fd limit as far as allowed (65536, else the hard limit), then exec the command so
+// the broker keeps the pid we measure.
+const RAISE_FD = `ulimit -n ${WANT_NOFILE} 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null;`;
+
+/** The reference broker binary: $BENCH_MOSQUITTO (a path, or "none" to skip it), else the usual places. */
+export function mosquittoPath(): string | null {
+  const env = process.env.BENCH_MOSQUITTO;
+  if (env === "none") return null;
+  for (const p of env !== undefined && env !== "" ? [env] : ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/local/bin/mosquitto"]) {
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {}
+  }
+  return null;
+}
+
+export function mosquittoVersion(bin: string): string {
+  try {
+    const out = execFileSync(bin, ["-h"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    return /version ([\d.]+)/.exec(out)?.[1] ?? "?";
+  } catch (e) {
+    const out = String((e as { stdout?: string }).stdout ?? "");
+    return /version ([\d.]+)/.exec(out)?.[1] ?? "?";
+  }
+}
+
+/** Settings that differ from mosquitto's defaults, with the defaults that matter for this bench. */
+export const MOSQUITTO_NOTES = [
+  "mosquitto.conf: `listener <port> 127.0.0.1`, `allow_anonymous true`, `max_queued_messages 100000`, `persistence false` (the default), `log_type error` + `warning` only (the hub logs at warn)",
+  "mosquitto defaults left as they are: max_inflight_messages 20 (sent as Receive Maximum 20 to v5 publishers; a v5 subscriber's own Receive Maximum governs deliveries), max_connections -1, max_queued_bytes 0, memory_limit 0, set_tcp_nodelay false, sys_interval 10",
+];
+
+export function hubYaml(dir: string, port: number): string {
+  return [
+    "hardware: simulate",
+    `state_dir: ${path.join(dir, "state")}`,
+    "log: { level: warn }",
+    "broker:",
+    `  listeners: [{ host: 127.0.0.1, port: ${port}, protocol: mqtt }]`,
+    "  limits: { max_connections: 20000, max_queued_messages: 100000 }",
+    "devices: []",
+    "",
+  ].join("\n");
+}
+
+export function mosquittoConf(port: number): string {
+  return [
+    `listener ${port} 127.0.0.1`,
+    "allow_anonymous true",
+    "max_queued_messages 100000",
+    "persistence false",
+    "log_dest stderr",
+    "log_type error",
+    "log_type warning",
+    "",
+  ].join("\n");
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** The shell command line for a target (after writing both config files into `dir`). */
+function commandFor(def: TargetDef, dir: string, port: number): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  if (def.kind === "hub") {
+    const main = path.resolve(process.cwd(), "dist/hub/main.js");
+    return `${q(process.execPath)} ${q(main)} run --config ${q(path.join(dir, "hub.yaml"))} --simulate`;
+  }
+  if (def.kind === "mosquitto") return `${q(def.cmd ?? "mosquitto")} -c ${q(path.join(dir, "mosquitto.conf"))}`;
+  return (def.cmd ?? "").replaceAll("{port}", String(port)).replaceAll("{dir}", dir);
+}
+
+/** Starts a fresh broker on a free loopback port; resolves once an MQTT handshake succeeds. */
+export async function startTarget(def: TargetDef, reaper: Reaper, proto: Proto): Promise<Running> {
+  const dir = mkdtempSync(path.join(tmpdir(), "hub-bench-"));
+  const port = await freePort();
+  writeFileSync(path.join(dir, "hub.yaml"), hubYaml(dir, port));
+  writeFileSync(path.join(dir, "mosquitto.conf"), mosquittoConf(port));
+  const line = commandFor(def, dir, port);
+  const child = spawn("bash", ["-c", `${RAISE_FD} exec ${line}`], {
+    detached: true, // own process group: we kill the whole group, and the terminal's ^C reaches only us
+    stdio: ["ignore", "pipe", "pipe"],
+    cwd: process.cwd(),
+  });
+  const r: Running = { def, port, dir, child, pid: child.pid ?? -1, exited: false, log: [] };
+  reaper.live.add(r);
+  const keep = (chunk: Buffer) => {
+    for (const l of chunk.toString("utf8").split("\n")) if (l.trim() !== "") r.log.push(l);
+    if (r.log.length > 40) r.log.splice(0, r.log.length - 40);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  child.on("exit", () => {
+    r.exited = true;
+  });
+  child.on("error", (e) => {
+    r.exited = true;
+    r.log.push(String(e));
+  });
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let lastErr = "";
+  for (let attempt = 0; Date.now() < deadline && attempt < 300; attempt++) {
+    if (r.exited) break;
+    try {
+      const c = await openClient(port, `bench-ready-${attempt}`, proto, Math.max(100, Math.min(2000, deadline - Date.now())));
+      closeClient(c);
+      return r;
+    } catch (e) {
+      lastErr = (e as Error).message;
+    }
+    await sleep(100);
+  }
+  await stopTarget(r, reaper);
+  const why = r.exited ? "exited" : `not ready within ${READY_TIMEOUT_MS / 1000} s (${lastErr})`;
+  throw new Error(`${def.label}: ${why}; command: ${line}\n    ${r.log.slice(-8).join("\n    ")}`);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** SIGTERM to the process group, SIGKILL after 3 s; removes the temp dir. */
+export async function stopTarget(r: Running, reaper: Reaper): Promise<void> {
+  if (!r.exited) {
+    signalGroup(r, "SIGTERM");
+    for (let i = 0; i < STOP_TIMEOUT_MS / 50 && !r.exited; i++) await sleep(50);
+    if (!r.exited) signalGroup(r, "SIGKILL");
+    for (let i = 0; i < 20 && !r.exited; i++) await sleep(50);
+  }
+  reaper.live.delete(r);
+  rmSync(r.dir, { recursive: true, force: true });
+}
+
+export function signalGroup(r: Running, sig: NodeJS.Signals): void {
+  if (r.pid <= 0) return;
+  try {
+    process.kill(-r.pid, sig);
+  } catch {
+    try {
+      process.kill(r.pid, sig);
+    } catch {}
+  }
+}
+
+/** Synchronous last resort (process 'exit' handler): SIGKILL every group still alive. */
+export function killAllNow(reaper: Reaper): void {
+  for (const r of reaper.live) {
+    if (!r.exited) signalGroup(r, "SIGKILL");
+    rmSync(r.dir, { recursive: true, force: true });
+  }
+  reaper.live.clear();
+}
+
+export interface ProcSample {
+  rssKb: number;
+  cpuTicks: number; // utime + stime, in clock ticks
+}
+
+/** Clock ticks per second for /proc/<pid>/stat times (call once; it is constant per machine). */
+export function clockTicks(): number {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+}
+
+function readStat(pid: number): { ppid: number; ticks: number } | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" "); // fields from #3 (state) on
+    return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) }; // #4 ppid, #14 utime, #15 stime
+  } catch {
+    return null;
+  }
+}
+
+function readRssKb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Busy clock ticks of the whole machine (all CPUs): /proc/stat total minus idle and iowait. */
+export function machineBusyTicks(): number {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+    // user nice system idle iowait irq softirq steal
+    return f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;
+  } catch {
+    return 0;
+  }
+}
+
+/** RSS and CPU of `pid` plus all its descendants (so wrapper commands are measured too). */
+export function sampleTree(pid: number): ProcSample {
+  const parent = new Map<number, number>();
+  for (const name of readdirSync("/proc")) {
+    const n = Number(name);
+    if (!Number.isInteger(n) || n <= 0) continue;
+    const st = readStat(n);
+    if (st) parent.set(n, st.ppid);
+  }
+  const inTree = (p: number): boolean => {
+    for (let depth = 0; depth < 64 && p > 1; depth++) {
+      if (p === pid) return true;
+      p = parent.get(p) ?? 0;
+    }
+    return false;
+  };
+  let rssKb = 0;
+  let cpuTicks = 0;
+  for (const p of parent.keys()) {
+    if (!inTree(p)) continue;
+    rssKb += readRssKb(p);
+    cpuTicks += readStat(p)?.ticks ?? 0;
+  }
+  return { rssKb, cpuTicks };
+}
+
+/** RSS of a bare `node -e "setInterval(()=>{},1e9)"` after it settles (the idle-RSS yardstick). */
+export async function bareNodeRssKb(reaper: Reaper): Promise<number> {
+  const def: TargetDef = { label: "bare node", kind: "cmd", cmd: `'${process.execPath}' -e 'setInterval(()=>{},1e9)'` };
+  const dir = mkdtempSync(path.join(tmpdir(), "hub-bench-"));
+  const child = spawn("bash", ["-c", `exec ${def.cmd}`], { detached: true, stdio: "ignore" });
+  const r: Running = { def, port: 0, dir, child, pid: child.pid ?? -1, exited: false, log: [] };
+  child.on("exit", () => {
+    r.exited = true;
+  });
+  reaper.live.add(r);
+  await sleep(1500);
+  const rss = readRssKb(r.pid);
+  await stopTarget(r, reaper);
+  return rss;
+}
