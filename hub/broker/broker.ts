@@ -102,6 +102,7 @@ export function createBroker(o: BrokerOptions): EmbeddedBroker {
         clock.every(SWEEP_MS, () => {
           const now = clock.monotonic();
           for (const c of connections) c.sweep(now);
+          core.sweepCongestion(now);
         }),
       );
       if (o.sysIntervalMs > 0) {

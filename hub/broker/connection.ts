@@ -16,7 +16,7 @@ import { checkConnectRaw, checkPacket, type RuleLimits, type TopicRules, type Ve
 import { createPacketParser, isParseFault, type PacketParser } from "./parse.js";
 import { encodePublish } from "./publish-encode.js";
 import { RC, v5ToV3Connack } from "./reason-codes.js";
-import { complete, type Delivery, type Link, pump, received, type Session } from "./session.js";
+import { complete, type Delivery, type Link, received, type Session } from "./session.js";
 import { validTopicFilter, validTopicName } from "./topics.js";
 import { checkWireStrings } from "./wire-strings.js";
 
@@ -79,6 +79,7 @@ const PUBREC = 0x50;
 const PUBREL = 0x62;
 const PUBCOMP = 0x70;
 const PINGRESP = Buffer.from([0xd0, 0x00]);
+const EMPTY = Buffer.alloc(0);
 
 export class Connection implements Link {
   state: "connecting" | "connected" | "closed" = "connecting";
@@ -97,6 +98,8 @@ export class Connection implements Link {
   /** Cleared by a normal DISCONNECT; v5 reason 0x04 keeps it (MQTT-3.14.4-3). */
   willOnClose = true;
   private corked = false;
+  /** Reading stopped by flow control (a subscriber's queue is over its high-water mark). */
+  private paused = false;
   private connectSeen = false;
   private finished = false;
   private readonly framer: Framer;
@@ -232,6 +235,7 @@ export class Connection implements Link {
       return;
     }
     if (this.state !== "connected") return;
+    if (this.paused) this.lastSeen = now; // we are the ones not reading
     // Keep-alive: 1.5 × the interval without any packet (3.1.1 MQTT-3.1.2-24; 5 MQTT-3.1.2-22).
     if (this.keepaliveMs > 0 && now - this.lastSeen > this.keepaliveMs * 1.5) {
       this.fail(RC.KEEP_ALIVE_TIMEOUT, "keep alive timeout");
@@ -269,7 +273,7 @@ export class Connection implements Link {
     const { core, parser, rules, ruleLimits, failures } = this.ctx;
     core.stats.bytesReceived += chunk.length;
     this.framer.push(chunk);
-    while (this.state !== "closed") {
+    while (this.state !== "closed" && !this.paused) {
       const f = this.framer.next();
       if (f === undefined) break;
       if (isFrameError(f)) {
@@ -303,7 +307,36 @@ export class Connection implements Link {
         break;
       }
       this.onPacket(p);
+      if (p.cmd === "publish" && core.routeCongested) {
+        // Flow control: the rest of this read stays in the framer until the queue drains.
+        core.routeCongested = false;
+        this.paused = true;
+        this.socket.pause();
+        core.pausePublisher(this);
+        break;
+      }
     }
+  }
+
+  resumeReading(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    // Not re-entrant: the caller may be in the middle of another connection's packet.
+    setImmediate(resumeLater, this);
+  }
+
+  /** Handles what the framer still holds, then reads from the socket again. */
+  continueReading(): void {
+    if (this.paused || this.state === "closed") return;
+    try {
+      this.onData(EMPTY);
+    } catch (err) {
+      this.core.log.warn("error handling a packet; closing that client", { client: this.clientId || this.remote, error: err });
+      this.fail(RC.UNSPECIFIED, "internal error");
+      this.socket.destroy();
+      return;
+    }
+    if (!this.paused) this.socket.resume();
   }
 
   private onPacket(p: mqtt.Packet): void {
@@ -322,13 +355,13 @@ export class Connection implements Link {
         handlePublish(this, p);
         return;
       case "puback":
-        if (s && complete(s, p.messageId!, "puback")) pump(s, this.lastSeen);
+        if (s && complete(s, p.messageId!, "puback")) core.pumpSession(s);
         return;
       case "pubrec": {
         if (!s) return;
         const r = received(s, p.messageId!, (p.reasonCode ?? 0) >= 0x80);
         if (r === "pubrel") this.sendPubrel(p.messageId!);
-        else if (r === "done") pump(s, this.lastSeen);
+        else if (r === "done") core.pumpSession(s);
         else if (this.protocolVersion === 5) this.send({ cmd: "pubrel", messageId: p.messageId!, reasonCode: RC.PACKET_ID_NOT_FOUND });
         else this.sendPubrel(p.messageId!);
         return;
@@ -341,7 +374,7 @@ export class Connection implements Link {
         return;
       }
       case "pubcomp":
-        if (s && complete(s, p.messageId!, "pubcomp")) pump(s, this.lastSeen);
+        if (s && complete(s, p.messageId!, "pubcomp")) core.pumpSession(s);
         return;
       case "subscribe":
         handleSubscribe(this, p, this.ctx.failures);
@@ -404,7 +437,10 @@ function onClose(this: Socketish): void {
 function onDrain(this: Socketish): void {
   const c = connOf(this);
   c.blockedSince = 0;
-  if (c.session && c.state === "connected") pump(c.session, c.core.clock.monotonic());
+  if (c.session && c.state === "connected") c.core.pumpSession(c.session);
+}
+function resumeLater(c: Connection): void {
+  c.continueReading();
 }
 function uncork(c: Connection): void {
   (c as unknown as { corked: boolean }).corked = false;

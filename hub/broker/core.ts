@@ -12,8 +12,10 @@ import {
   createSession,
   deliver,
   pump,
+  queueLength,
   resend,
 } from "./session.js";
+import { RC } from "./reason-codes.js";
 import { createSubscriptionTree, type SubOptions, type Subscription, type SubscriptionTree } from "./subscriptions.js";
 
 export interface BrokerLimits {
@@ -83,7 +85,23 @@ export interface BrokerCore {
   /** Called after a link is attached to a resumed session. */
   resume(s: Session): void;
   localSubscriber(name: string, handler: (m: Message) => void): LocalSubscriber;
+  /** Sends what the session's link has room for; ends congestion below the low-water mark. */
+  pumpSession(s: Session): void;
+  /**
+   * True after route() queued a message for an online session whose queue is over its high-water
+   * mark: the publishing connection then stops reading until that queue drains (flow control
+   * instead of dropping messages that were acknowledged to the publisher).
+   */
+  routeCongested: boolean;
+  /** Connections paused by flow control; resumed when a congested queue drains. */
+  pausePublisher(p: PausedPublisher): void;
+  /** Disconnects consumers that stayed congested longer than the drain timeout. */
+  sweepCongestion(now: number): void;
   close(): void;
+}
+
+export interface PausedPublisher {
+  resumeReading(): void;
 }
 
 export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger): BrokerCore {
@@ -102,6 +120,26 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
   };
   const queueLimits: QueueLimits = { maxMessages: limits.maxQueuedMessages, maxBytes: limits.maxQueuedBytes };
   const timers = new Set<Cancel>();
+  // Flow control marks: congested above half the queue caps, relieved below a quarter.
+  const highCount = Math.max(1, Math.floor(limits.maxQueuedMessages / 2));
+  const highBytes = Math.floor(limits.maxQueuedBytes / 2);
+  const lowCount = Math.floor(limits.maxQueuedMessages / 4);
+  const lowBytes = Math.floor(limits.maxQueuedBytes / 4);
+  const congested = new Set<Session>();
+  const paused = new Set<PausedPublisher>();
+  let routeCongested = false;
+  const resumeAll = () => {
+    if (paused.size === 0) return;
+    const list = [...paused];
+    paused.clear();
+    for (const p of list) p.resumeReading();
+  };
+  const relieve = (s: Session) => {
+    if (s.congestedSince < 0) return;
+    s.congestedSince = -1;
+    congested.delete(s);
+    resumeAll();
+  };
 
   // Local deliveries run after the current packet is handled, never re-entrantly inside route().
   let localQueue: Array<{ sub: LocalSubscriber; m: Message }> = [];
@@ -130,7 +168,15 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
     }
     const d: Delivery = { msg, qos, retain };
     if (subIds) d.subscriptionIds = subIds;
-    if (!deliver(s, d, queueLimits, clock.monotonic())) stats.publishDropped++;
+    const now = clock.monotonic();
+    if (!deliver(s, d, queueLimits, now)) stats.publishDropped++;
+    if (s.link && (queueLength(s) >= highCount || s.queuedBytes >= highBytes)) {
+      routeCongested = true;
+      if (s.congestedSince < 0) {
+        s.congestedSince = now;
+        congested.add(s);
+      }
+    }
   };
 
   // Routing scratch state: one closure for the whole broker, no Map per message.
@@ -158,6 +204,7 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
   };
 
   const route = (msg: RoutedMessage) => {
+    routeCongested = false;
     if (msg.retain) {
       const r = retained.set({
         topic: msg.topic,
@@ -211,9 +258,37 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
     };
   };
 
+  const pumpSession = (s: Session) => {
+    pump(s, clock.monotonic());
+    if (s.congestedSince >= 0 && queueLength(s) <= lowCount && s.queuedBytes <= lowBytes) relieve(s);
+  };
+
   return {
     limits,
     clock,
+    pumpSession,
+    get routeCongested() {
+      return routeCongested;
+    },
+    set routeCongested(v: boolean) {
+      routeCongested = v;
+    },
+    pausePublisher(p) {
+      paused.add(p);
+      // Nothing congested any more (e.g. the consumer left meanwhile): do not stay paused.
+      if (congested.size === 0) resumeAll();
+    },
+    sweepCongestion(now) {
+      for (const s of congested) {
+        if (now - s.congestedSince <= limits.drainTimeoutMs) continue;
+        log.warn("client does not keep up with its messages; disconnecting slow consumer", {
+          client: s.clientId,
+          queued: queueLength(s),
+        });
+        s.link?.fail(RC.QUOTA_EXCEEDED, "slow consumer: message queue full");
+        relieve(s);
+      }
+    },
     log,
     sessions,
     tree,
@@ -265,6 +340,7 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
     },
     connectionClosed(s, publishWillNow) {
       s.link = undefined;
+      relieve(s); // an offline session no longer holds publishers back; its queue caps apply
       stats.clientsConnected--;
       if (!publishWillNow) s.will = undefined;
       const w = s.will;
@@ -278,7 +354,7 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
     },
     resume(s) {
       resend(s);
-      pump(s, clock.monotonic());
+      pumpSession(s);
     },
     localSubscriber(name, handler) {
       return { kind: "local", name, handler, routeMark: 0, routeQos: 0, routeRetain: false, routeSubIds: undefined };

@@ -26,6 +26,8 @@ export interface Link {
   /** Sends a PUBLISH; false when it was dropped because it exceeds the client's Maximum Packet Size (MQTT-3.1.2-25). */
   sendPublish(d: Delivery, id: number, dup: boolean): boolean;
   sendPubrel(id: number): void;
+  /** Ends the connection with a reason (v5 DISCONNECT first). */
+  fail(reason: number, message: string): void;
 }
 
 export interface Will {
@@ -52,6 +54,8 @@ export interface Session {
   will: Will | undefined;
   willTimer: Cancel | undefined;
   dropped: number;
+  /** Monotonic ms since the queue of this online session went over its high-water mark; -1 if not. */
+  congestedSince: number;
   /** Scratch space for routing (see broker.ts): avoids a Map per routed message. */
   routeMark: number;
   routeQos: QoS;
@@ -81,6 +85,7 @@ export function createSession(clientId: string): Session {
     will: undefined,
     willTimer: undefined,
     dropped: 0,
+    congestedSince: -1,
     routeMark: 0,
     routeQos: 0,
     routeRetain: false,

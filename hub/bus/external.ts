@@ -4,7 +4,8 @@
 // filter matches. MQTT.js reconnects and re-subscribes by itself; we only log the transitions.
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import mqtt from "mqtt";
+// MQTT.js is loaded only when external mode is configured: it costs ~20 MB of RSS on a Pi.
+import type { IClientOptions, IPublishPacket, MqttClient } from "mqtt";
 import type { Bus, Cancel, Clock, Logger, Message, Service } from "../contracts.js";
 import type { Config } from "../config/schema.js";
 import { matches } from "../broker/topics.js";
@@ -21,10 +22,10 @@ export interface ExternalBusDeps {
 export function createExternalBus(cfg: ExternalConfig, deps: ExternalBusDeps): Service & { bus: Bus } {
   const { log } = deps;
   const handlers = new Map<string, Set<(m: Message) => void>>();
-  let client: mqtt.MqttClient | undefined;
+  let client: MqttClient | undefined;
   let connected = false;
 
-  const dispatch = (topic: string, payload: Buffer, packet: mqtt.IPublishPacket) => {
+  const dispatch = (topic: string, payload: Buffer, packet: IPublishPacket) => {
     const m: Message = { topic, payload, qos: packet.qos, retain: packet.retain };
     for (const [filter, set] of handlers) {
       if (!matches(filter, topic)) continue;
@@ -66,7 +67,7 @@ export function createExternalBus(cfg: ExternalConfig, deps: ExternalBusDeps): S
     async start() {
       const tls = cfg.tls;
       if (tls?.insecure) log.warn("TLS certificate verification is OFF for the external broker (tls.insecure: true)");
-      const opts: mqtt.IClientOptions = {
+      const opts: IClientOptions = {
         protocolVersion: 5,
         clientId: cfg.client_id ?? `hub-${hostname()}`,
         username: cfg.username,
@@ -83,6 +84,7 @@ export function createExternalBus(cfg: ExternalConfig, deps: ExternalBusDeps): S
       Object.assign(opts, { minVersion: "TLSv1.2" });
       const url = new URL(cfg.url);
       log.info("connecting to external broker", { url: `${url.protocol}//${url.host}${url.pathname}` });
+      const { default: mqtt } = await import("mqtt");
       const c = mqtt.connect(cfg.url, opts);
       client = c;
       c.on("message", dispatch);
