@@ -180,7 +180,8 @@ function trySend(s: Session, link: Link, d: Delivery): boolean {
   }
   if (s.inflight.size >= link.receiveMaximum) return false; // MQTT-3.3.4-9
   const id = allocateId(s);
-  const entry: InflightEntry = { ...d, id, state: "publish" };
+  // Explicit fields, not a spread: this runs once per QoS > 0 delivery.
+  const entry: InflightEntry = { msg: d.msg, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds, id, state: "publish" };
   s.inflight.set(id, entry);
   // Too large for the client: discarded as if sent (MQTT-3.1.2-25), so the flow goes on.
   if (!link.sendPublish(d, id, false)) s.inflight.delete(id);
