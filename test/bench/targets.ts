@@ -111,7 +111,8 @@ function commandFor(def: TargetDef, dir: string, port: number): string {
   const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   if (def.kind === "hub") {
     const main = path.resolve(process.cwd(), "dist/hub/main.js");
-    return `${q(process.execPath)} ${q(main)} run --config ${q(path.join(dir, "hub.yaml"))} --simulate`;
+    // The V8 flag the hub always runs with (npm start, the `hub` bin's shebang, the systemd unit).
+    return `${q(process.execPath)} --max-semi-space-size=1 ${q(main)} run --config ${q(path.join(dir, "hub.yaml"))} --simulate`;
   }
   if (def.kind === "mosquitto") return `${q(def.cmd ?? "mosquitto")} -c ${q(path.join(dir, "mosquitto.conf"))}`;
   return (def.cmd ?? "").replaceAll("{port}", String(port)).replaceAll("{dir}", dir);
