@@ -13,32 +13,7 @@ import {
 } from "../../hub/broker/framing.js";
 import { RC } from "../../hub/broker/reason-codes.js";
 
-// --- tiny byte builder -------------------------------------------------------------------------
-type Part = number | number[] | Buffer | string;
-const vbi = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-};
-const bytes = (...parts: Part[]): Buffer =>
-  Buffer.concat(
-    parts.map((p) => (typeof p === "number" ? Buffer.from([p]) : typeof p === "string" ? Buffer.from(p, "hex") : Buffer.from(p))),
-  );
-/** MQTT string: 2-byte length + UTF-8. */
-const str = (s: string): Buffer => {
-  const b = Buffer.from(s, "utf8");
-  return bytes([b.length >> 8, b.length & 0xff], b);
-};
-/** A packet: first byte, remaining length computed, body. */
-const pkt = (b0: number, ...body: Part[]): Buffer => {
-  const b = bytes(...body);
-  return bytes(b0, vbi(b.length), b);
-};
+import { vbi, bytes, str, pkt } from "../support/bytes.js";
 const connect = (level: ProtocolLevel = 4): Buffer =>
   level === 3
     ? pkt(0x10, str("MQIsdp"), 3, 0x02, [0, 60], str("c"))

@@ -18,30 +18,7 @@ import { RC, reasonName, v5ToV3Connack, v5ToV3Suback } from "../../hub/broker/re
 import { validTopicFilter, validTopicName } from "../../hub/broker/topics.js";
 import { checkWireStrings } from "../../hub/broker/wire-strings.js";
 
-// --- tiny byte builder -------------------------------------------------------------------------
-type Part = number | number[] | Buffer | string;
-const vbi = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-};
-const bytes = (...parts: Part[]): Buffer =>
-  Buffer.concat(
-    parts.map((p) => (typeof p === "number" ? Buffer.from([p]) : typeof p === "string" ? Buffer.from(p, "hex") : Buffer.from(p))),
-  );
-const str = (s: string): Buffer => {
-  const b = Buffer.from(s, "utf8");
-  return bytes([b.length >> 8, b.length & 0xff], b);
-};
-const pkt = (b0: number, ...body: Part[]): Buffer => {
-  const b = bytes(...body);
-  return bytes(b0, vbi(b.length), b);
-};
+import { type Part, vbi, bytes, str, pkt } from "../support/bytes.js";
 const props = (...p: Part[]): Buffer => {
   const b = bytes(...p);
   return bytes(vbi(b.length), b);

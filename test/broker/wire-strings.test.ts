@@ -7,22 +7,7 @@ import { parseOne } from "../../hub/broker/parse.js";
 import { RC } from "../../hub/broker/reason-codes.js";
 import { checkWireStrings } from "../../hub/broker/wire-strings.js";
 
-// --- tiny byte builder -------------------------------------------------------------------------
-type Part = number | number[] | Buffer | string;
-const vbi = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-};
-const bytes = (...parts: Part[]): Buffer =>
-  Buffer.concat(
-    parts.map((p) => (typeof p === "number" ? Buffer.from([p]) : typeof p === "string" ? Buffer.from(p, "hex") : Buffer.from(p))),
-  );
+import { type Part, vbi, bytes } from "../support/bytes.js";
 /** Length-prefixed field from raw bytes (a string or binary data). */
 const raw = (b: Buffer): Buffer => bytes([b.length >> 8, b.length & 0xff], b);
 const str = (s: string): Buffer => raw(Buffer.from(s, "utf8"));
