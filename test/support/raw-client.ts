@@ -6,6 +6,7 @@
 import net from "node:net";
 import mqtt from "mqtt-packet";
 import type { IConnackPacket, IConnectPacket, IPublishPacket, Packet, PacketCmd } from "mqtt-packet";
+import { vbi as vbiBytes } from "./bytes.js";
 
 export type Level = 3 | 4 | 5;
 /** Bytes for a field: a Buffer, a byte array, or a JS string (encoded as UTF-8). */
@@ -26,14 +27,7 @@ export function bytes(b: Bytes): Buffer {
 
 /** MQTT Variable Byte Integer (MQTT 5 §1.5.5), minimal encoding. */
 export function vbi(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
+  return Buffer.from(vbiBytes(n));
 }
 
 export function u16(n: number): Buffer {
