@@ -41,7 +41,7 @@ export function createBroker(o: BrokerOptions): EmbeddedBroker {
   const connections = new Set<Connection>();
   const ctx = connectionContext(core, (closed) => connections.delete(closed));
   const cancels: Array<() => void> = [];
-  let refusedLogged = 0;
+  let refusedLogged = Number.NEGATIVE_INFINITY;
 
   const accept = (socket: Socketish): Connection | undefined => {
     if (connections.size >= o.limits.maxConnections) {

@@ -102,7 +102,11 @@ export function handleConnect(c: Connection, p: mqtt.IConnectPacket): void {
   }
   const { session, present } = core.openSession(clientId, !!p.clean);
 
-  if (v5) session.expiryMs = Math.min(props.sessionExpiryInterval ?? 0, limits.maxSessionExpiry) * 1000;
+  if (v5) {
+    const seconds = Math.min(props.sessionExpiryInterval ?? 0, limits.maxSessionExpiry);
+    // 0xFFFFFFFF means the session does not expire (MQTT 5 §3.1.2.11.2).
+    session.expiryMs = seconds === 0xffffffff ? Number.POSITIVE_INFINITY : seconds * 1000;
+  }
   else session.expiryMs = p.clean ? 0 : limits.maxSessionExpiry * 1000;
   if (will) session.will = { msg: will, delayMs: willDelayMs, expirySeconds: willExpiry };
 

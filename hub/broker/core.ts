@@ -169,7 +169,9 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
     const d: Delivery = { msg, qos, retain };
     if (subIds) d.subscriptionIds = subIds;
     const now = clock.monotonic();
-    if (!deliver(s, d, queueLimits, now)) stats.publishDropped++;
+    const droppedBefore = s.dropped;
+    deliver(s, d, queueLimits, now);
+    stats.publishDropped += s.dropped - droppedBefore; // eviction may drop several at once
     if (s.link && (queueLength(s) >= highCount || s.queuedBytes >= highBytes)) {
       routeCongested = true;
       if (s.congestedSince < 0) {

@@ -115,25 +115,29 @@ function shift(s: Session): Delivery | undefined {
 }
 
 /**
- * Appends to the outbound queue within its caps. When full, the oldest QoS 0 message makes room
- * (it is the one the client can lose by definition); with none, the new message is dropped.
- * Returns false when something was dropped (the caller counts it).
+ * Appends to the outbound queue within its caps. When full, the oldest QoS 0 messages make room
+ * (they are the ones the client can lose by definition); when that cannot make enough room, the new
+ * message is dropped instead. Every drop is counted in `s.dropped`. Returns whether it was queued.
  */
 export function enqueue(s: Session, d: Delivery, limits: QueueLimits): boolean {
   compactPayload(d.msg);
   const size = sizeOf(d);
-  let ok = true;
-  while (queueLength(s) >= limits.maxMessages || s.queuedBytes + size > limits.maxBytes) {
-    if (s.queuedQos0 === 0 || !dropOldestQos0(s)) {
+  const full = () => queueLength(s) >= limits.maxMessages || s.queuedBytes + size > limits.maxBytes;
+  if (full()) {
+    // Evict only when dropping every queued QoS 0 message would make room; else drop the new one.
+    let qos0Bytes = 0;
+    for (let i = s.queueHead; i < s.queue.length; i++) if (s.queue[i]!.qos === 0) qos0Bytes += sizeOf(s.queue[i]!);
+    const fits = queueLength(s) - s.queuedQos0 < limits.maxMessages && s.queuedBytes - qos0Bytes + size <= limits.maxBytes;
+    if (!fits) {
       s.dropped++;
       return false;
     }
-    ok = false;
+    while (full()) dropOldestQos0(s);
   }
   s.queue.push(d);
   s.queuedBytes += size;
   if (d.qos === 0) s.queuedQos0++;
-  return ok;
+  return true;
 }
 
 /**
