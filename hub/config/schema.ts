@@ -94,7 +94,7 @@ const limitsSchema = z
       .describe(
         "Largest keep-alive in seconds a client may ask for. MQTT 5 clients asking for more (or for 0, none) are told this value (Server Keep Alive); MQTT 3.1.1 clients are refused (CONNACK 0x02), as mosquitto does. Default 65535: no limit.",
       ),
-    max_client_id_length: int(23, 65535).default(256).describe("Longest client identifier accepted, in characters."),
+    max_client_id_length: int(23, 65535).default(256).describe("Longest client identifier accepted, in UTF-8 bytes (MQTT requires at least 23)."),
     max_topic_length: int(1, 65535).default(1024).describe("Longest topic name or filter accepted, in bytes."),
     max_topic_levels: int(1, 65535).default(32).describe("Most '/'-separated levels in a topic name or filter."),
     receive_maximum: int(1, 65535)
