@@ -13,6 +13,8 @@ import { configJsonSchema } from "./config/json-schema.js";
 import { formatProblems, loadConfigFile } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { createLogger, logFormatFor } from "./log.js";
+import { createNotifier } from "./notify.js";
+import { statusCommand } from "./status.js";
 
 const EX_USAGE = 64;
 const EX_SOFTWARE = 70;
@@ -24,6 +26,7 @@ const HELP = `hub — home-automation hub: MQTT broker, devices, rules, cloud br
 Usage:
   hub run --config FILE [--simulate]   run the hub (--simulate: simulated hardware, any machine)
   hub check --config FILE              validate a config file; exit 0 if valid, 78 if not
+  hub status --config FILE             ask the running hub how it is; exit 0 if it answered, 69 if not
   hub schema                           print the JSON Schema of the config file
   hub --version                        print the version
   hub --help                           this help
@@ -69,12 +72,16 @@ async function run(file: string, simulate: boolean): Promise<void> {
   log.info("starting", { version: v, config: file, hardware: config.hardware, node: process.version });
   const app = buildApp({ config, clock, log, version: v });
   let stopping = false;
+  let running = false;
+  // Type=notify under systemd (no-op elsewhere): READY once listening, watchdog fed while running.
+  const notifier = createNotifier({ env: process.env, clock, log: log.child("systemd"), pid: process.pid, healthy: () => running && !stopping });
   const stop = async (signal: string) => {
     if (stopping) {
       log.warn("second signal; exiting now", { signal });
       process.exit(130);
     }
     stopping = true;
+    notifier.stopping();
     log.info("stopping", { signal });
     const { clean } = await app.lifecycle.stop(STOP_DEADLINE_MS);
     log.info(clean ? "stopped" : "stopped with errors");
@@ -93,6 +100,10 @@ async function run(file: string, simulate: boolean): Promise<void> {
     await app.lifecycle.stop(STOP_DEADLINE_MS);
     process.exit(1);
   }
+  running = true;
+  notifier.ready();
+  const where = app.broker?.addresses().map((a) => (a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`));
+  notifier.status(where ? `broker listening on ${where.join(", ")}` : "using an external broker");
   log.info("hub running; press Ctrl-C to stop");
 }
 
@@ -136,6 +147,12 @@ async function main(argv: string[]): Promise<void> {
       const file = needConfig();
       loadOrExit(file);
       process.stdout.write(`${file}: ok\n`);
+      return;
+    }
+    case "status": {
+      const config = loadOrExit(needConfig());
+      const write = (stream: NodeJS.WriteStream) => (s: string) => void stream.write(s);
+      process.exitCode = await statusCommand(config, { clock: systemClock(), cliVersion: version(), stdout: write(process.stdout), stderr: write(process.stderr) });
       return;
     }
     case "schema":
