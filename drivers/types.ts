@@ -2,6 +2,9 @@
 // the device host (hub/devices.ts) turns readings into topics. Types only, plus nothing from hub/
 // but hub/contracts.ts (checked by test/architecture.test.ts).
 import type { Cancel, Clock, Logger } from "../hub/contracts.js";
+import type { I2cBus } from "./io/i2c.js";
+import type { OneWire } from "./io/one-wire.js";
+import type { GpioProvider } from "./io/gpio.js";
 
 /** Named quantities of one reading, e.g. { temperature: 21.4, humidity: 45 }. */
 export type Reading = Record<string, number | boolean | string>;
@@ -11,6 +14,12 @@ export interface DriverContext {
   log: Logger;
   /** Uniform [0, 1): injected so simulations are reproducible. */
   random: () => number;
+  /** GPIO lines (real sysfs or simulated); absent when the hub has no GPIO backend. */
+  gpio?: GpioProvider;
+  /** The shared, serialised I2C bus N (real or simulated); absent when the hub has no I2C. */
+  i2c?: (bus: number) => Promise<I2cBus>;
+  /** w1 sysfs access (real /sys/bus/w1/devices or the simulator's directory), reads serialised. */
+  oneWire?: OneWire;
 }
 
 export interface Device {

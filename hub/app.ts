@@ -1,16 +1,38 @@
 // The composition root: builds every part from the config and passes clock, logger and I/O down.
 // No module-level singletons: everything the hub holds is reachable from what buildApp returns.
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
+import { hostname } from "node:os";
 import type { Bus, Clock, Logger, Service } from "./contracts.js";
 import type { Config } from "./config/schema.js";
 import { createBroker, type EmbeddedBroker } from "./broker/broker.js";
+import { createBridge } from "./bridge/bridge.js";
 import type { BrokerLimits } from "./broker/core.js";
 import { createExternalBus } from "./bus/external.js";
 import { createDeviceHost, type DeviceSpec } from "./devices.js";
+import { createDiscovery, entitiesFor } from "./discovery.js";
 import { createLifecycle, type Lifecycle } from "./lifecycle.js";
 import { hubTopics } from "./topics.js";
+import { createRulesEngine } from "../rules/engine.js";
+import { loadRulesDir } from "../rules/load.js";
 import { simulatedSensor } from "../drivers/simulated-sensor.js";
 import type { DriverDefinition } from "../drivers/types.js";
+import { gpioInput } from "../drivers/gpio-input.js";
+import { gpioOutput } from "../drivers/gpio-output.js";
+import type { GpioProvider } from "../drivers/io/gpio.js";
+import { linuxGpio } from "../drivers/io/linux-gpio.js";
+import { autoPress, createSimGpioChip } from "../drivers/io/sim/gpio.js";
+import { ads1115 } from "../drivers/ads1115.js";
+import { aht20 } from "../drivers/aht20.js";
+import { bh1750 } from "../drivers/bh1750.js";
+import { bme280, bmp280 } from "../drivers/bme280.js";
+import { ds18b20 } from "../drivers/ds18b20.js";
+import { sht3x } from "../drivers/sht3x.js";
+import { sht4x } from "../drivers/sht4x.js";
+import { type I2cBus, i2cProvider } from "../drivers/io/i2c.js";
+import { linuxI2c } from "../drivers/io/linux-i2c.js";
+import { createOneWire, type OneWire, W1_SYSFS } from "../drivers/io/one-wire.js";
+import { createSimulatedHardware } from "../drivers/io/sim/hardware.js";
 
 export interface AppDeps {
   config: Config;
@@ -18,6 +40,8 @@ export interface AppDeps {
   log: Logger;
   version: string;
   random?: () => number;
+  /** GPIO backend; default: from config.hardware (simulate: a simulated chip; linux: sysfs). */
+  gpio?: GpioProvider;
 }
 
 export interface App {
@@ -54,14 +78,44 @@ export function brokerLimits(l: Config["broker"]["limits"]): BrokerLimits {
 
 const drivers: Record<string, DriverDefinition<never>> = {
   simulated_sensor: simulatedSensor as DriverDefinition<never>,
+  gpio_input: gpioInput as DriverDefinition<never>,
+  gpio_output: gpioOutput as DriverDefinition<never>,
+  bme280: bme280 as DriverDefinition<never>,
+  bmp280: bmp280 as DriverDefinition<never>,
+  sht3x: sht3x as DriverDefinition<never>,
+  sht4x: sht4x as DriverDefinition<never>,
+  aht20: aht20 as DriverDefinition<never>,
+  bh1750: bh1750 as DriverDefinition<never>,
+  ads1115: ads1115 as DriverDefinition<never>,
+  ds18b20: ds18b20 as DriverDefinition<never>,
 };
+
+/**
+ * I2C buses and 1-Wire for the sensor drivers. simulate: a register-level twin of every configured
+ * sensor at its bus and address, in a scripted house; linux: /dev/i2c-N through i2c-bus (opened on
+ * first use, so a hub without I2C sensors never needs it) and the kernel's w1 sysfs.
+ */
+function sensorHardware(config: Config, clock: Clock): { i2c: (bus: number) => Promise<I2cBus>; oneWire: OneWire; service: Service } {
+  if (config.hardware === "simulate") {
+    const sim = createSimulatedHardware(config.devices, { clock });
+    return { i2c: sim.i2c, oneWire: sim.oneWire, service: { name: "sensor-sim", start: () => sim.start(), stop: () => sim.stop() } };
+  }
+  const buses = i2cProvider(linuxI2c());
+  return {
+    i2c: (n) => buses.bus(n),
+    oneWire: createOneWire(W1_SYSFS),
+    service: { name: "i2c", async start() {}, stop: () => buses.closeAll() },
+  };
+}
 
 function deviceSpecs(config: Config): DeviceSpec[] {
   return config.devices.map((d) => {
-    const { name, type, interval, ...options } = d;
+    // Common fields go to the host; the rest are the driver's options.
+    const { name, type, deadband, heartbeat, ...rest } = d;
+    const { interval, ...options } = rest as typeof rest & { interval?: number };
     const driver = drivers[type];
     if (!driver) throw new Error(`no driver for device type ${type}`);
-    return { name, interval, driver: driver as DriverDefinition<unknown>, options };
+    return { name, interval, deadband, heartbeat, driver: driver as DriverDefinition<unknown>, options };
   });
 }
 
@@ -98,6 +152,11 @@ export function buildApp(deps: AppDeps): App {
     const b = broker;
     busFor = (name) => b.bus(name);
   }
+  // Uplinks start after the broker and stop before it (the lifecycle stops in reverse order).
+  for (const bc of config.bridges) {
+    const bridgeLog = log.child(`bridge/${bc.name}`);
+    services.push(createBridge(bc, { bus: busFor(`bridge/${bc.name}`), clock, log: bridgeLog, stateDir: config.state_dir, baseTopic: config.base_topic }));
+  }
   const bus = busFor("hub");
 
   services.push({
@@ -110,14 +169,74 @@ export function buildApp(deps: AppDeps): App {
     },
   });
 
+  const random = deps.random ?? Math.random;
+  let gpio = deps.gpio;
+  if (!gpio && config.hardware === "simulate") {
+    // The simulated house: buttons get pressed now and then, relays log their level.
+    const chip = createSimGpioChip({ clock, log: log.child("gpio-sim") });
+    gpio = chip.provider;
+    let cancel: (() => void) | undefined;
+    services.push({
+      name: "gpio-sim",
+      async start() {
+        cancel = autoPress(chip, { clock, random, everyMs: 20_000, holdMs: 500 });
+      },
+      async stop() {
+        cancel?.();
+      },
+    });
+  }
+  // Resolves the GPIO chip lazily, when the first GPIO device opens: no GPIO device, no sysfs needed.
+  gpio ??= linuxGpio({ clock, log: log.child("gpio") });
+  // Before the device host: the simulated sensors exist before the first reading (and stop after the last).
+  const sensors = sensorHardware(config, clock);
+  services.push(sensors.service);
+
+  const specs = deviceSpecs(config);
   services.push(
-    createDeviceHost(deviceSpecs(config), {
+    createDeviceHost(specs, {
       bus: busFor("devices"),
       clock,
       log: log.child("devices"),
       topics,
-      random: deps.random ?? Math.random,
+      random,
+      io: { gpio, i2c: sensors.i2c, oneWire: sensors.oneWire },
       logReadings: config.hardware === "simulate",
+    }),
+  );
+
+  const ha = config.homeassistant;
+  services.push(
+    createDiscovery({
+      bus: busFor("discovery"),
+      log: log.child("discovery"),
+      topics,
+      enabled: ha.enabled,
+      prefix: ha.prefix,
+      stateDir: config.state_dir,
+      version: deps.version,
+      hubName: `hub ${hostname()}`,
+      devices: config.devices.map((d, i) => ({
+        name: d.name,
+        model: d.type,
+        entities: entitiesFor(d.type, specs[i]!.driver.quantities(specs[i]!.options), d as { device_class?: unknown }),
+      })),
+    }),
+  );
+
+  // After the devices, so their first readings are retained (and known to the rules) when it starts.
+  const rulesDir = config.rules_dir;
+  services.push(
+    createRulesEngine({
+      rules: config.rules,
+      bus: busFor("rules"),
+      clock,
+      log: log.child("rules"),
+      topicsBase: config.base_topic,
+      location: config.location,
+      timeZone: config.location?.time_zone,
+      // Read at start and again on SIGHUP; relative to the working directory, like state_dir.
+      loadRules: rulesDir === undefined ? undefined : () => loadRulesDir(rulesDir, { readdir: (d) => readdirSync(d), readFile: (f) => readFileSync(f, "utf8") }, config.rules),
     }),
   );
 

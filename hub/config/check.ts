@@ -23,12 +23,59 @@ export function checkConfig(config: Config): CheckProblem[] {
         found: `${JSON.stringify(d.name)} again (also devices[${first}])`,
       });
     }
+    if (d.type !== "simulated_sensor") return;
     for (const [q, spec] of Object.entries(d.quantities)) {
       const at = ["devices", i, "quantities", q];
       if (spec.min > spec.max) {
         problems.push({ path: [...at, "min"], expected: `min <= max (${spec.max})`, found: String(spec.min) });
       } else if (spec.start < spec.min || spec.start > spec.max) {
         problems.push({ path: [...at, "start"], expected: `a start between min ${spec.min} and max ${spec.max}`, found: String(spec.start) });
+      }
+    }
+  });
+
+  // Two devices on one GPIO line would fight over it (the second export fails or reconfigures it).
+  const pins = new Map<number, number>();
+  config.devices.forEach((d, i) => {
+    if (d.type !== "gpio_input" && d.type !== "gpio_output") return;
+    const first = pins.get(d.pin);
+    if (first === undefined) pins.set(d.pin, i);
+    else {
+      problems.push({
+        path: ["devices", i, "pin"],
+        expected: "a GPIO pin not used by another device",
+        found: `${d.pin} again (also devices[${first}])`,
+      });
+    }
+  });
+
+  // Two sensors at one I2C address would both answer (garbage), two devices on one DS18B20 are a typo.
+  const i2c = new Map<string, number>();
+  const w1 = new Map<string, number>();
+  config.devices.forEach((d, i) => {
+    if (d.type === "ds18b20") {
+      if (d.id === undefined) return;
+      const first = w1.get(d.id);
+      if (first === undefined) w1.set(d.id, i);
+      else problems.push({ path: ["devices", i, "id"], expected: "a 1-Wire id not used by another device", found: `${d.id} again (also devices[${first}])` });
+      return;
+    }
+    if (!("address" in d) || !("bus" in d)) return;
+    const key = `${d.bus}/${d.address}`;
+    const first = i2c.get(key);
+    if (first === undefined) i2c.set(key, i);
+    else {
+      problems.push({
+        path: ["devices", i, "address"],
+        expected: "an I2C bus and address not used by another device",
+        found: `0x${d.address.toString(16)} on bus ${d.bus} again (also devices[${first}])`,
+      });
+    }
+    if (d.type === "ads1115") {
+      for (const [name, c] of Object.entries(d.channels)) {
+        if (c.scale && c.scale.volts[0] === c.scale.volts[1]) {
+          problems.push({ path: ["devices", i, "channels", name, "scale", "volts"], expected: "two different voltages", found: `${c.scale.volts[0]} twice` });
+        }
       }
     }
   });

@@ -3,6 +3,8 @@
 // object is strict, so a misspelt key is an error rather than silently ignored.
 import { z } from "zod";
 import { duration } from "./duration.js";
+import { bridgesSchema } from "../bridge/schema.js";
+import { locationSchema, rulesSchema } from "../../rules/schema.js";
 
 /**
  * Fields that hold secrets. Each may instead be given as `<field>_file: /path` (the loader reads the
@@ -144,6 +146,25 @@ const quantitySchema = z
   })
   .describe("A simulated quantity: a random walk between min and max.");
 
+const DEADBAND_MSG = "a number >= 0, or a mapping of quantity names to numbers >= 0";
+const deadbandValue = z.number({ error: DEADBAND_MSG }).min(0, { error: DEADBAND_MSG });
+
+/** Report-on-change fields every device has (hub/devices.ts `changeFilter`). */
+const reportOnChangeShape = {
+  deadband: z
+    .union([deadbandValue, z.record(slug("a quantity name"), deadbandValue, { error: DEADBAND_MSG })], { error: DEADBAND_MSG })
+    .optional()
+    .describe(
+      "Report on change: publish a reading only when it moved at least this much from the last published value (one number for all quantities, or per quantity, e.g. { temperature: 0.2, pressure: 50 }). 0 = on any change. Default: publish every reading.",
+    ),
+  heartbeat: duration()
+    .refine((ms) => ms > 0, { error: "a duration > 0" })
+    .optional()
+    .describe(
+      "Report on change: publish anyway when a quantity has not been published for this long (the maximum silence). Devices without an interval are re-read this often. Default: none.",
+    ),
+};
+
 /**
  * The fields every device has, plus its own. Each device type is one member of the `devices` union,
  * told apart by `type`; a driver adds its type by appending to `deviceSchemas`.
@@ -154,9 +175,15 @@ export function deviceType<T extends string, S extends z.ZodRawShape>(type: T, d
       name: slug("a device name").describe("Unique device name; its topics are <base_topic>/<name>/..."),
       type: z.literal(type).describe("Device type."),
       ...shape,
+      ...reportOnChangeShape,
     })
     .describe(description);
 }
+
+/** BCM numbers: GPIO17 is pin 11 of the 40-pin header; the header carries BCM 2..27. */
+const bcmPin = int(0, 63).describe("BCM GPIO number (GPIO17 = header pin 11), not the header pin number.");
+const onOff = z.enum(["ON", "OFF"], { error: "ON or OFF" });
+const positiveDuration = () => duration().refine((ms) => ms > 0, { error: "a duration > 0" });
 
 export const simulatedSensorSchema = deviceType(
   "simulated_sensor",
@@ -170,9 +197,198 @@ export const simulatedSensorSchema = deviceType(
   },
 );
 
+export const gpioInputSchema = deviceType(
+  "gpio_input",
+  "A binary sensor on a GPIO input: push button, PIR motion sensor, door/window contact. Publishes ON (active) / OFF on <base_topic>/<name> on every change.",
+  {
+    pin: bcmPin,
+    active_low: z
+      .boolean({ error: "true or false" })
+      .default(false)
+      .describe("ON when the pin is low: a button or contact to ground with a pull-up. Default: false (ON when high)."),
+    debounce: duration()
+      .prefault("50ms")
+      .describe("A new level must hold this long before it counts (contact bounce). 0ms reports every edge. Default: 50ms."),
+    device_class: z
+      .enum(
+        ["battery", "carbon_monoxide", "cold", "connectivity", "door", "garage_door", "gas", "heat", "light", "lock", "moisture", "motion", "moving", "occupancy", "opening", "plug", "power", "presence", "problem", "running", "safety", "smoke", "sound", "tamper", "vibration", "window"],
+        { error: "a Home Assistant binary sensor class such as motion, door, window, occupancy" },
+      )
+      .optional()
+      .describe("What is wired, for Home Assistant (motion, door, window, occupancy, ...). Omit for a plain button."),
+  },
+);
+
+export const gpioOutputSchema = deviceType(
+  "gpio_output",
+  "A relay, LED or other on/off load on a GPIO output. State on <base_topic>/<name> (ON/OFF), commands on <base_topic>/<name>/set.",
+  {
+    pin: bcmPin,
+    active_low: z
+      .boolean({ error: "true or false" })
+      .default(false)
+      .describe("ON drives the pin low (most relay boards switch on a low input). Default: false."),
+    safe_state: onOff
+      .default("OFF")
+      .describe("State the output is given at start (before initial) and at stop. Hardware pull resistors decide it while the hub is not running. Default: OFF."),
+    initial: onOff.optional().describe("State set once the hub has started. Default: safe_state."),
+    max_on: positiveDuration()
+      .optional()
+      .describe("Safety cap: the hub turns the output off this long after it was switched on, whatever commands arrive. Default: none."),
+    pulse: positiveDuration()
+      .optional()
+      .describe("Each switch-on is a pulse of this length (a door opener, a bell). Default: none (stays on)."),
+    device_class: z
+      .enum(["switch", "outlet"], { error: "switch or outlet" })
+      .optional()
+      .describe("How Home Assistant shows it: switch or outlet. Default: switch."),
+  },
+);
+
+// I2C and 1-Wire sensors (drivers/bme280.ts, sht3x.ts, sht4x.ts, aht20.ts, bh1750.ts, ads1115.ts, ds18b20.ts).
+
+const sensorInterval = () => duration().prefault("30s").describe("Time between readings. Default: 30s.");
+const i2cBus = () =>
+  int(0, 255).default(1).describe("I2C bus number: /dev/i2c-<bus>. The Pi's header pins 3 (SDA) and 5 (SCL) are bus 1. Default: 1.");
+const hexByte = (a: number) => `0x${a.toString(16).padStart(2, "0")}`;
+
+/** The addresses a chip can be strapped to; YAML reads 0x76 as a number. */
+function i2cAddress(allowed: readonly [number, ...number[]], how: string) {
+  const names = allowed.map(hexByte);
+  const msg = names.length === 1 ? `${names[0]} (the chip's only address)` : `one of ${names.join(", ")}`;
+  return z
+    .literal(allowed, { error: msg })
+    .default(allowed[0])
+    .describe(`I2C address, written in hex: ${names.join(", ")}. ${how} Default: ${names[0]}.`);
+}
+
+const bme280Shape = (chip: string) => ({
+  interval: sensorInterval(),
+  bus: i2cBus(),
+  address: i2cAddress([0x76, 0x77], `0x76 with SDO to GND (most ${chip} boards), 0x77 with SDO to VCC.`),
+});
+
+export const bme280Schema = deviceType(
+  "bme280",
+  "Bosch BME280 on I2C: temperature (°C), humidity (%) and pressure (hPa). The chip id is checked (0x60).",
+  bme280Shape("BME280"),
+);
+
+export const bmp280Schema = deviceType(
+  "bmp280",
+  "Bosch BMP280 on I2C: temperature (°C) and pressure (hPa), no humidity. The chip id is checked (0x58).",
+  bme280Shape("BMP280"),
+);
+
+export const sht3xSchema = deviceType("sht3x", "Sensirion SHT30/SHT31/SHT35 on I2C: temperature (°C) and humidity (%), CRC-checked.", {
+  interval: sensorInterval(),
+  bus: i2cBus(),
+  address: i2cAddress([0x44, 0x45], "0x44 with ADDR to GND, 0x45 with ADDR to VCC."),
+  repeatability: z
+    .enum(["high", "medium", "low"], { error: "high, medium or low" })
+    .default("high")
+    .describe("Measurement repeatability: high (15 ms, least noise), medium or low (fastest). Default: high."),
+});
+
+export const sht4xSchema = deviceType("sht4x", "Sensirion SHT40/SHT41/SHT45 on I2C: temperature (°C) and humidity (%), CRC-checked.", {
+  interval: sensorInterval(),
+  bus: i2cBus(),
+  address: i2cAddress([0x44, 0x45, 0x46], "Fixed by the part number: SHT4x-A 0x44, -B 0x45, -C 0x46."),
+  precision: z
+    .enum(["high", "medium", "low"], { error: "high, medium or low" })
+    .default("high")
+    .describe("Measurement precision: high (8 ms, least noise), medium or low. Default: high."),
+});
+
+export const aht20Schema = deviceType("aht20", "Aosong AHT20 on I2C: temperature (°C) and humidity (%), CRC-checked.", {
+  interval: sensorInterval(),
+  bus: i2cBus(),
+  address: i2cAddress([0x38], "Fixed."),
+});
+
+export const bh1750Schema = deviceType("bh1750", "ROHM BH1750 on I2C: illuminance, published as lux (lx).", {
+  interval: sensorInterval(),
+  bus: i2cBus(),
+  address: i2cAddress([0x23, 0x5c], "0x23 with ADDR to GND (or open on most boards), 0x5c with ADDR to VCC."),
+  mtreg: int(31, 254)
+    .default(69)
+    .describe("Measurement time register, 31..254: sensitivity and conversion time grow with it (254 for dark rooms, 31 for sunlight). Default: 69."),
+  resolution: z
+    .enum(["high", "high2"], { error: "high or high2" })
+    .default("high")
+    .describe("high: 1 lx steps (up to ~54600 lx); high2: 0.5 lx steps (up to ~27300 lx), for dim light. Default: high."),
+});
+
+const adsChannelSchema = z
+  .strictObject({
+    input: int(0, 3).describe("Analog input AIN0..AIN3, measured against GND."),
+    range: z
+      .literal([6.144, 4.096, 2.048, 1.024, 0.512, 0.256], { error: "one of 6.144, 4.096, 2.048, 1.024, 0.512, 0.256" })
+      .default(4.096)
+      .describe(
+        "Full-scale range in volts (the amplifier's gain): 6.144, 4.096, 2.048, 1.024, 0.512 or 0.256. Smaller is finer; never apply more than VDD + 0.3 V. Default: 4.096.",
+      ),
+    scale: z
+      .strictObject({
+        volts: z.tuple([z.number(), z.number()], { error: "two numbers: [volts, volts]" }).describe("Two input voltages..."),
+        values: z.tuple([z.number(), z.number()], { error: "two numbers: [value, value]" }).describe("...and the values they stand for."),
+      })
+      .optional()
+      .describe("Map volts linearly to a value: e.g. { volts: [0.5, 4.5], values: [0, 10] } for a 0.5–4.5 V, 0–10 bar sensor. Default: publish volts."),
+    unit: z.string({ error: "a string" }).optional().describe("Unit shown to users. Default: V (or none with scale)."),
+    precision: int(0, 6).default(3).describe("Decimal places published. Default: 3."),
+  })
+  .describe("One analog channel, published on <base_topic>/<device>/<channel name>.");
+
+export const ads1115Schema = deviceType("ads1115", "TI ADS1115 16-bit analog-to-digital converter on I2C: up to four voltages, optionally scaled.", {
+  interval: sensorInterval(),
+  bus: i2cBus(),
+  address: i2cAddress([0x48, 0x49, 0x4a, 0x4b], "ADDR to GND 0x48, VDD 0x49, SDA 0x4a, SCL 0x4b."),
+  channels: z
+    .record(slug("a channel name"), adsChannelSchema, { error: "a mapping of channel names" })
+    .refine((c) => Object.keys(c).length > 0, { error: "at least one channel" })
+    .describe("Channels to read, by name; each is published on <base_topic>/<device>/<name>."),
+});
+
+export const ds18b20Schema = deviceType("ds18b20", "Maxim DS18B20 1-Wire thermometer (w1 sysfs): temperature (°C).", {
+  interval: sensorInterval(),
+  id: z
+    .string({ error: "a 1-Wire id like 28-0316a2794aff" })
+    .regex(/^28-[0-9a-f]{12}$/, { error: "a 1-Wire id like 28-0316a2794aff (ls /sys/bus/w1/devices)" })
+    .optional()
+    .describe("Sensor id, from ls /sys/bus/w1/devices. Required when several DS18B20 share the bus. Default: the only one present."),
+  dir: nonEmpty("a directory path")
+    .optional()
+    .describe("Directory of 1-Wire devices. Default: /sys/bus/w1/devices (with hardware: simulate, the simulator's)."),
+});
+
 /** Every device type the config accepts. */
-export const deviceSchemas = [simulatedSensorSchema] as const;
+export const deviceSchemas = [
+  simulatedSensorSchema,
+  gpioInputSchema,
+  gpioOutputSchema,
+  bme280Schema,
+  bmp280Schema,
+  sht3xSchema,
+  sht4xSchema,
+  aht20Schema,
+  bh1750Schema,
+  ads1115Schema,
+  ds18b20Schema,
+] as const;
 export const deviceSchema = z.discriminatedUnion("type", deviceSchemas).describe("A device, by type.");
+
+const homeAssistantSchema = z
+  .strictObject({
+    enabled: z
+      .boolean({ error: "true or false" })
+      .default(true)
+      .describe("Announce devices to Home Assistant (MQTT discovery). When false, earlier announcements are withdrawn. Default: true."),
+    prefix: baseTopic
+      .default("homeassistant")
+      .describe("Home Assistant's discovery prefix (its MQTT integration setting); it also listens on <prefix>/status. Default: homeassistant."),
+  })
+  .describe("Home Assistant MQTT discovery: every device appears in Home Assistant without YAML there.");
 
 export const configSchema = z
   .strictObject({
@@ -193,6 +409,13 @@ export const configSchema = z
       .describe("Logging to stdout/stderr."),
     broker: brokerSchema.prefault({}),
     devices: z.array(deviceSchema, { error: "a list of devices" }).default([]).describe("Devices the hub reads and drives."),
+    homeassistant: homeAssistantSchema.prefault({}),
+    bridges: bridgesSchema,
+    location: locationSchema.optional(),
+    rules: rulesSchema.default([]).describe("Automations: when a trigger fires and the conditions hold, run the actions (see rules/examples/)."),
+    rules_dir: nonEmpty("a directory path")
+      .optional()
+      .describe("Directory whose *.yaml files each hold a list of rules, added to `rules` (e.g. /etc/hub/rules.d); re-read on SIGHUP."),
   })
   .meta({
     title: "hub configuration",

@@ -44,7 +44,9 @@ t.test("YAML 1.2 core schema: on/off/yes/no stay strings", async (t) => {
     fakeDeps(),
   );
   if (!r.ok) return t.fail(formatProblems(r.problems));
-  const q = r.config.devices[0]!.quantities;
+  const d = r.config.devices[0]!;
+  if (d.type !== "simulated_sensor") return t.fail(d.type);
+  const q = d.quantities;
   t.same(Object.keys(q), ["on"], "`on` as a key is the string on");
   t.equal(q.on!.unit, "no", "`no` as a value is the string no");
   const r2 = loadConfigText("hardware: on\n", FILE, fakeDeps());
@@ -85,7 +87,7 @@ t.test("three different mistakes give three problems at their own lines and colu
     [
       `${FILE}:5:13: broker.listeners[0].port: expected an integer 0..65535, found "abc"`,
       `${FILE}:6:17: broker.sys_interval: expected a duration such as 250ms, 10s, 5m, 1h30m or 1d (write a unit, e.g. 10s), found 10`,
-      `${FILE}:12:5: devices[0].colour: expected one of name, type, interval, quantities, found unknown key "colour"`,
+      `${FILE}:12:5: devices[0].colour: expected one of name, type, interval, quantities, deadband, heartbeat, found unknown key "colour"`,
     ].join("\n"),
   );
 });
@@ -151,7 +153,9 @@ t.test("${ENV} substitution", async (t) => {
   t.equal(r.config.state_dir, "/tmp/state", "default when unset");
   t.equal(r.config.log.level, "debug", "default when empty");
   t.equal(r.config.broker.listeners[0]!.port, 1884, "a number where the schema wants a number");
-  t.equal(r.config.devices[0]!.quantities.t!.unit, "${NOT_A_VAR} 1884", "$${ is a literal ${; a string field stays a string");
+  const d0 = r.config.devices[0]!;
+  if (d0.type !== "simulated_sensor") return t.fail(d0.type);
+  t.equal(d0.quantities.t!.unit, "${NOT_A_VAR} 1884", "$${ is a literal ${; a string field stays a string");
 
   const typed = loadConfigText(
     yaml(

@@ -73,16 +73,23 @@ t.test("config.example.yaml loads with zero problems", async (t) => {
   if (!r.ok) return t.fail(formatProblems(r.problems));
   t.equal(r.config.hardware, "simulate");
   t.equal(r.config.state_dir, "./data");
+  const sensors = r.config.devices.flatMap((d) => (d.type === "simulated_sensor" ? [d] : []));
   t.same(
-    r.config.devices.map((d) => [d.name, Object.keys(d.quantities)]),
+    sensors.map((d) => [d.name, Object.keys(d.quantities)]),
     [
       ["living_room", ["temperature", "humidity"]],
       ["garden", ["temperature", "lux"]],
     ],
   );
-  const garden = r.config.devices[1]!.quantities;
+  const garden = sensors[1]!.quantities;
   t.match(garden.lux, { start: 800, min: 0, max: 20000, step: 150, precision: 0 });
-  t.equal(r.config.devices[0]!.quantities.temperature!.start, 21);
-  t.equal(r.config.devices[0]!.quantities.humidity!.start, 45);
+  t.equal(sensors[0]!.quantities.temperature!.start, 21);
+  t.equal(sensors[0]!.quantities.humidity!.start, 45);
+  t.match(
+    r.config.devices.find((d) => d.type === "gpio_input"),
+    { name: "button", pin: 17, active_low: true },
+    "the simulated house has a button",
+  );
+  t.match(r.config.devices.find((d) => d.type === "gpio_output"), { name: "relay", pin: 27, safe_state: "OFF" }, "and a relay");
   t.equal(garden.temperature!.start, 12);
 });

@@ -1,0 +1,398 @@
+// One uplink to an upstream ("cloud") broker, as a Service: local messages matching an out/both rule
+// are appended to the durable queue (queue.ts) before anything else, then drained upstream in order
+// with at most `max_inflight` unacknowledged; a row is removed when the remote acknowledged it
+// (QoS 1/2) or it was written to the socket (QoS 0). Inbound messages are published locally with
+// the mapped topic and QoS, and acknowledged upstream only after that.
+// - One MQTT.js client for the bridge's life, reconnected by us (backoff with full jitter through the
+//   Clock, failover over the address list). With clean_start: false it keeps its in-flight packets
+//   across reconnects and resends them with the same packet ids, so QoS 2 stays exactly-once.
+// - Loop prevention for `both`: remote subscriptions use No Local (MQTT 5), and every message we
+//   publish locally carries the user property `hub-bridge: <name>`; marked messages never go up.
+//   A bus that drops properties is covered by remembering what we just published (echo check).
+// - Link state `online`/`offline` (retained) on <base>/bridge/<name>/status; our remote will marks
+//   the hub offline upstream; counters on <base>/bridge/<name>/<counter>, logged when they change.
+import { hostname } from "node:os";
+import { join } from "node:path";
+import type { IClientPublishOptions, IConnackPacket, IPublishPacket, ISubscriptionMap, MqttClient } from "mqtt";
+import type { Bus, Cancel, Clock, Logger, Message, QoS, Service } from "../contracts.js";
+import { backoffDelay, clientOptions, explain, openStream, readTlsMaterial, type Server, servers, type TlsMaterial } from "./connection.js";
+import { compileRules, localFilters, mapInbound, mapOutbound, remoteSubscriptions } from "./mapping.js";
+import { type OutMessage, openQueue, type Queue, type QueuedMessage } from "./queue.js";
+import { downstreamProps, echoMemory, isRefusal, upstreamProps } from "./origin.js";
+import type { BridgeConfig } from "./schema.js";
+
+/** Rows read from the queue per event-loop turn, so a large backlog never blocks the hub. */
+const DRAIN_BATCH = 1024;
+
+export interface BridgeDeps {
+  bus: Bus;
+  clock: Clock;
+  log: Logger;
+  stateDir: string;
+  /** The hub's base topic (default "hub"): counters go to <base>/bridge/<name>/... */
+  baseTopic?: string;
+  /** For the backoff jitter; tests pass a fixed one. */
+  random?: () => number;
+  hostname?: string;
+}
+
+export interface BridgeStats {
+  online: boolean;
+  queueDepth: number;
+  /** Seconds the oldest queued message has waited; 0 when the queue is empty. */
+  oldestAge: number;
+  sent: number;
+  received: number;
+  dropped: number;
+  reconnects: number;
+}
+
+export interface Bridge extends Service {
+  stats(): BridgeStats;
+  /** The queue (open between start and stop), for tests and diagnostics. */
+  queue(): Queue | undefined;
+}
+
+export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
+  const { bus, clock, log } = deps;
+  const rules = compileRules(cfg.topics);
+  const base = `${deps.baseTopic ?? "hub"}/bridge/${cfg.name}`;
+  const ownPrefix = `${base}/`;
+  const clientId = cfg.client_id ?? `hub-${deps.hostname ?? hostname()}-${cfg.name}`;
+  const remoteStatus = cfg.status_topic === false ? undefined : (cfg.status_topic ?? `${clientId}/status`);
+  const addresses = servers(cfg);
+  const random = deps.random ?? Math.random;
+  const v5 = cfg.protocol_version === 5;
+
+  let queue: Queue | undefined;
+  let client: MqttClient | undefined;
+  let material: TlsMaterial = {};
+  let server: Server = addresses[0]!;
+  let online = false;
+  let everOnline = false;
+  let stopping = false;
+  let subscribedRemote = false;
+  let attempt = 0; // failed attempts since the last success: the backoff exponent
+  let opened = 0; // streams opened: picks the next address (failover)
+  let lastError: Error | undefined;
+  let lastReported = "";
+  let retryCancel: Cancel | undefined;
+  let connectCancel: Cancel | undefined;
+  let statsCancel: Cancel | undefined;
+  const localCancels: Cancel[] = [];
+  // Queue ids handed to MQTT.js and not yet acknowledged; `cursor` is the highest id handed over.
+  const inflight = new Set<number>();
+  let cursor = 0;
+  let window = cfg.max_inflight;
+  let drainScheduled = false;
+  let sent = 0;
+  let received = 0;
+  let reconnects = 0;
+  const lastCounters = new Map<string, number>();
+  const echoes = echoMemory(cfg.name);
+
+  const publishLocal = (topic: string, payload: string, qos: QoS) =>
+    bus.publish({ topic, payload: Buffer.from(payload), qos, retain: true }).catch((err) => log.warn("cannot publish locally", { topic, error: err }));
+
+  // ---- outbound: local bus -> queue -> remote ------------------------------------------------
+
+  const onLocal = (filter: string) => (m: Message) => {
+    if (queue === undefined || stopping || m.topic.startsWith(ownPrefix)) return;
+    const r = mapOutbound(rules, m.topic);
+    // A topic matching several local filters arrives once per filter: the first rule's filter takes
+    // it (and only that delivery may consume the echo memory).
+    if (r === undefined || r.rule.localFilter !== filter || echoes.isEcho(m)) return;
+    const out: OutMessage = { topic: r.topic, payload: m.payload, qos: Math.min(m.qos, r.rule.qos) as QoS, retain: m.retain };
+    const props = v5 ? upstreamProps(m.properties) : undefined;
+    if (props !== undefined) out.properties = props;
+    if (r.rule.latestOnly) out.latestOnly = true;
+    queue.append(out);
+  };
+
+  const scheduleDrain = () => {
+    if (drainScheduled || !online) return;
+    drainScheduled = true;
+    setImmediate(drain);
+  };
+
+  const onSent = (id: number, err: Error | undefined) => {
+    if (queue === undefined) return;
+    inflight.delete(id);
+    if (err === undefined) {
+      queue.remove(id);
+      sent++;
+    } else if (isRefusal(err)) {
+      // The remote will never take it (not authorized, too large, ...): retrying would block the queue.
+      queue.remove(id);
+      queue.countDrop("rejected");
+      log.warn("the remote refused a message; dropped", { reason: err.message });
+    } else if (id <= cursor) {
+      cursor = id - 1; // not delivered (link lost before it was written): send it again, in order
+    }
+    scheduleDrain();
+  };
+
+  const send = (c: MqttClient, q: Queue, r: QueuedMessage) => {
+    let props = r.properties;
+    if (props?.messageExpiryInterval !== undefined) {
+      // MQTT-3.3.2-6: forward the remaining lifetime; an expired message is not sent at all.
+      const left = props.messageExpiryInterval - Math.floor((clock.now() - r.at) / 1000);
+      if (left <= 0) {
+        q.remove(r.id);
+        q.countDrop("expired");
+        return;
+      }
+      props = { ...props, messageExpiryInterval: left };
+    }
+    inflight.add(r.id);
+    const id = r.id;
+    const opts: IClientPublishOptions = { qos: r.qos, retain: r.retain };
+    if (v5 && props !== undefined) opts.properties = props;
+    c.publish(r.topic, r.payload, opts, (err) => onSent(id, err ?? undefined));
+  };
+
+  function drain() {
+    drainScheduled = false;
+    let budget = DRAIN_BATCH;
+    while (online && client !== undefined && queue !== undefined && inflight.size < window) {
+      if (budget <= 0) {
+        scheduleDrain(); // yield to the event loop; go on next turn
+        return;
+      }
+      const rows = queue.peek(cursor, Math.min(window - inflight.size, budget));
+      if (rows.length === 0) return;
+      budget -= rows.length;
+      for (const r of rows) {
+        cursor = r.id;
+        if (!inflight.has(r.id)) send(client, queue, r);
+      }
+    }
+  }
+
+  // ---- inbound: remote -> local bus ----------------------------------------------------------
+
+  const onRemote = (packet: IPublishPacket, done: (err?: Error) => void) => {
+    const r = mapInbound(rules, packet.topic);
+    if (r === undefined) {
+      done();
+      return;
+    }
+    const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
+    // Only a topic an out rule takes can come back to us through our own local subscription.
+    if (mapOutbound(rules, r.topic) !== undefined) echoes.remember(r.topic, payload);
+    const m: Message = { topic: r.topic, payload, qos: packet.qos, retain: packet.retain, properties: downstreamProps(packet.properties, cfg.name) };
+    // Acknowledged upstream (done) only once published locally. A message we cannot publish (a topic
+    // our broker refuses) is acknowledged anyway: refusing it would make the remote resend it forever.
+    bus.publish(m).then(
+      () => {
+        received++;
+        done();
+      },
+      (err) => {
+        log.warn("cannot publish a message from upstream locally", { topic: r.topic, error: err });
+        done();
+      },
+    );
+  };
+
+  const subscribeRemote = (c: MqttClient) => {
+    const subs = remoteSubscriptions(rules);
+    subscribedRemote = true;
+    if (subs.size === 0) return;
+    // No Local on every filter (MQTT-3.8.3-3): the bridge never wants its own messages back.
+    const map: ISubscriptionMap = Object.fromEntries([...subs].map(([f, qos]) => [f, v5 ? { qos, nl: true, rap: true, rh: 0 } : { qos }]));
+    c.subscribe(map, (err, granted) => {
+      if (err) log.warn("the remote refused a subscription", { reason: err.message });
+      const ok: string[] = [];
+      for (const g of granted ?? []) {
+        if ((g.qos & 0x80) !== 0) log.warn("the remote refused a subscription", { filter: g.topic, reason_code: g.qos });
+        else ok.push(g.topic);
+      }
+      if (ok.length > 0) log.info("subscribed upstream", { filters: ok.join(" ") });
+    });
+  };
+
+  // ---- the link ------------------------------------------------------------------------------
+
+  const onConnect = (connack: IConnackPacket) => {
+    const c = client;
+    if (c === undefined || stopping) return;
+    connectCancel?.();
+    connectCancel = undefined;
+    online = true;
+    attempt = 0;
+    if (everOnline) reconnects++;
+    everOnline = true;
+    lastReported = "";
+    // Leave one of the remote's Receive Maximum slots for our status message.
+    const receiveMax = connack.properties?.receiveMaximum ?? 65_535;
+    window = Math.max(1, Math.min(cfg.max_inflight, receiveMax - 1));
+    log.info("uplink online", { url: server.url, session_present: connack.sessionPresent, queued: queue?.depth() ?? 0 });
+    void publishLocal(`${base}/status`, "online", 1);
+    if (remoteStatus !== undefined) {
+      c.publish(remoteStatus, "online", { qos: 1, retain: true }, (err) => {
+        if (err && isRefusal(err)) log.warn("the remote refused our status message", { topic: remoteStatus, reason: err.message });
+      });
+    }
+    if (!connack.sessionPresent || !subscribedRemote) subscribeRemote(c);
+    scheduleDrain();
+  };
+
+  const onClose = () => {
+    connectCancel?.();
+    connectCancel = undefined;
+    const was = online;
+    online = false;
+    if (cfg.clean_start && client !== undefined) {
+      // The remote forgets our session: MQTT.js's in-flight packets are dropped and we resend every
+      // queued message from the head of the queue on the next connection.
+      for (const k of Object.keys(client.outgoing)) delete client.outgoing[Number(k)];
+      inflight.clear();
+      cursor = 0;
+    }
+    if (stopping) return;
+    const why = lastError === undefined ? "connection closed" : explain(lastError);
+    if (was) {
+      log.warn("uplink lost; queueing until it is back", { url: server.url, reason: why, queued: queue?.depth() ?? 0 });
+      void publishLocal(`${base}/status`, "offline", 1);
+    } else if (why !== lastReported) {
+      log.warn("cannot connect upstream", { url: server.url, reason: why });
+    } else {
+      log.debug("cannot connect upstream", { url: server.url, reason: why, attempt });
+    }
+    lastReported = why;
+    const delay = backoffDelay(attempt++, cfg.reconnect_min, cfg.reconnect_max, random);
+    retryCancel = clock.after(delay, connectNext);
+  };
+
+  function connectNext() {
+    retryCancel = undefined;
+    const c = client;
+    if (c === undefined || stopping) return;
+    lastError = undefined;
+    connectCancel = clock.after(cfg.connect_timeout, () => {
+      connectCancel = undefined;
+      if (online) return;
+      lastError = new Error(`no answer within connect_timeout (${cfg.connect_timeout} ms)`);
+      c.stream?.destroy();
+    });
+    if (opened === 0) c.connect();
+    // Keeping the stores keeps the in-flight packets (and their ids) of the session we resume.
+    else c.reconnect(cfg.clean_start ? undefined : { incomingStore: c.incomingStore, outgoingStore: c.outgoingStore });
+    log.debug("connecting", { url: server.url });
+  }
+
+  // ---- counters ------------------------------------------------------------------------------
+
+  const stats = (): BridgeStats => {
+    const oldest = queue?.oldestAt();
+    const d = queue?.dropped;
+    const dropped = d === undefined ? 0 : d.oldest + d.new + d.superseded + d.expired + d.rejected + d.write_failed;
+    return {
+      online,
+      queueDepth: queue?.depth() ?? 0,
+      oldestAge: oldest === undefined ? 0 : Math.max(0, Math.floor((clock.now() - oldest) / 1000)),
+      sent,
+      received,
+      dropped,
+      reconnects,
+    };
+  };
+
+  const publishCounters = () => {
+    queue?.expire();
+    const s = stats();
+    const values: [string, number][] = [
+      ["queue_depth", s.queueDepth],
+      ["oldest_age", s.oldestAge],
+      ["sent", s.sent],
+      ["received", s.received],
+      ["dropped", s.dropped],
+      ["reconnects", s.reconnects],
+    ];
+    let changed = false;
+    for (const [k, v] of values) {
+      if (lastCounters.get(k) === v) continue;
+      lastCounters.set(k, v);
+      changed = true;
+      void bus.publish({ topic: `${base}/${k}`, payload: Buffer.from(String(v)), qos: 0, retain: true }).catch(() => {});
+    }
+    if (changed) log.info("counters", { online: s.online, ...Object.fromEntries(values), ...queue?.dropped });
+  };
+
+  return {
+    name: `bridge/${cfg.name}`,
+    stats,
+    queue: () => queue,
+    async start() {
+      stopping = false;
+      opened = 0;
+      attempt = 0;
+      subscribedRemote = false;
+      lastReported = "";
+      if (cfg.tls?.insecure) {
+        log.warn("TLS certificate verification is OFF for this bridge (tls.insecure: true): anyone on the path can impersonate the broker");
+      }
+      if (cfg.tls !== undefined && addresses.some((a) => !a.tls)) log.warn("tls options are ignored for mqtt:// addresses (use mqtts://)");
+      if (!v5 && rules.some((r) => r.direction === "both")) {
+        log.info("MQTT 3.1.1 has no No Local: messages sent up on 'both' topics come back once and are not sent up again");
+      }
+      material = readTlsMaterial(cfg);
+      const q = openQueue(
+        join(deps.stateDir, `bridge-${cfg.name}.db`),
+        {
+          maxMessages: cfg.queue.max_messages,
+          maxBytes: cfg.queue.max_bytes,
+          maxAgeMs: cfg.queue.max_age,
+          policy: cfg.queue.policy,
+          synchronous: cfg.queue.synchronous,
+        },
+        { clock, log, protect: (id) => inflight.has(id), onAppend: scheduleDrain },
+      );
+      queue = q;
+      if (q.depth() > 0) log.info("messages queued before the restart will be sent", { count: q.depth() });
+      await publishLocal(`${base}/status`, "offline", 1);
+      for (const f of localFilters(rules)) localCancels.push(await bus.subscribe(f, onLocal(f), { qos: 2 }));
+      const { MqttClient } = await import("mqtt");
+      const c = new MqttClient(() => {
+        server = addresses[opened++ % addresses.length]!;
+        return openStream(server, cfg, material, (err) => {
+          lastError = err;
+        });
+      }, clientOptions(cfg, clientId, remoteStatus, clock));
+      c.handleMessage = onRemote;
+      c.on("connect", onConnect);
+      c.on("close", onClose);
+      c.on("error", (err) => {
+        lastError = err;
+      });
+      client = c;
+      log.info("bridge starting", { url: addresses.map((a) => a.url).join(","), client_id: clientId, queued: q.depth() });
+      connectNext();
+      statsCancel = clock.every(cfg.stats_interval, publishCounters);
+      publishCounters();
+    },
+    async stop() {
+      stopping = true;
+      retryCancel?.();
+      connectCancel?.();
+      statsCancel?.();
+      for (const c of localCancels.splice(0)) c();
+      const c = client;
+      client = undefined;
+      online = false;
+      // Closed without DISCONNECT on purpose: the remote then publishes our will ("offline").
+      if (c !== undefined) await new Promise<void>((resolve) => c.end(true, {}, () => resolve()));
+      await publishLocal(`${base}/status`, "offline", 1);
+      publishCounters();
+      queue?.close();
+      queue = undefined;
+      inflight.clear();
+      cursor = 0;
+    },
+    async reload() {
+      // Certificates renewed on disk are used from the next connection on.
+      material = readTlsMaterial(cfg);
+    },
+  };
+}
