@@ -27,6 +27,9 @@ Usage:
   hub run --config FILE [--simulate]   run the hub (--simulate: simulated hardware, any machine)
   hub check --config FILE              validate a config file; exit 0 if valid, 78 if not
   hub status --config FILE             ask the running hub how it is; exit 0 if it answered, 69 if not
+  hub rules check FILE...              validate rules files; exit 0, or 78 with file:line:col
+  hub rules test FILE... --events EVENTS.yaml
+                                       replay a scenario against rules and explain what fired and why
   hub schema                           print the JSON Schema of the config file
   hub --version                        print the version
   hub --help                           this help
@@ -118,6 +121,7 @@ async function main(argv: string[]): Promise<void> {
         simulate: { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "v" },
+        events: { type: "string" },
       },
     });
   } catch (err) {
@@ -158,6 +162,19 @@ async function main(argv: string[]): Promise<void> {
     case "schema":
       process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
       return;
+    case "rules": {
+      const [, sub, ...files] = positionals;
+      const readFile = (p: string) => readFileSync(p, "utf8");
+      if ((sub !== "check" && sub !== "test") || files.length === 0 || (sub === "test" && typeof values.events !== "string")) {
+        process.stderr.write("usage: hub rules check FILE... | hub rules test FILE... --events EVENTS.yaml\n");
+        process.exit(EX_USAGE);
+      }
+      const { rulesCheck, rulesTest } = await import("../rules/cli.js");
+      const r = sub === "check" ? rulesCheck(files, readFile) : await rulesTest(files, values.events as string, readFile);
+      (r.code === 0 ? process.stdout : process.stderr).write(`${r.output}\n`);
+      process.exitCode = r.code;
+      return;
+    }
     default:
       process.stderr.write(`unknown command: ${command}\n\n${HELP}`);
       process.exit(EX_USAGE);
