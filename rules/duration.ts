@@ -1,6 +1,6 @@
-// Durations in rules: `250ms`, `10s`, `5m`, `1h30m`, `1d`, and signed offsets (`-30m`) for sun
-// triggers. The same grammar as hub/config/duration.ts, re-implemented here on purpose: rules/ may
-// import nothing from hub/ but types (test/architecture.test.ts), so the two must be kept in step.
+// Durations for the whole hub: `250ms`, `10s`, `5m`, `1h30m`, `1d`, and signed offsets (`-30m`) for
+// sun triggers. It lives here because rules/ may import nothing from hub/ but types
+// (test/architecture.test.ts); hub/config/duration.ts re-exports it for the config schema.
 import { z } from "zod";
 
 const NUM = "(\\d+(?:\\.\\d+)?)";

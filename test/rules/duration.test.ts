@@ -1,7 +1,6 @@
 // Durations in rules: the same grammar as the config's, and signed offsets.
 import t from "tap";
-import { DURATION_PATTERN as HUB_PATTERN, parseDuration as hubParse } from "../../hub/config/duration.js";
-import { DURATION_PATTERN, duration, offset, parseDuration, parseOffset } from "../../rules/duration.js";
+import { duration, offset, parseDuration, parseOffset } from "../../rules/duration.js";
 
 t.test("durations as in the config", async (t) => {
   t.equal(parseDuration("250ms"), 250);
@@ -13,10 +12,6 @@ t.test("durations as in the config", async (t) => {
   for (const bad of ["", "10", "30m1h", "-5s", "5 s", "1h1h"]) t.equal(parseDuration(bad), undefined, bad);
 });
 
-t.test("the same grammar as hub/config/duration.ts (the copy must not drift)", async (t) => {
-  t.equal(DURATION_PATTERN, HUB_PATTERN);
-  for (const s of ["0s", "1d2h3m4s5ms", "0.5m", "99999999999999d", "x", "1m30s"]) t.equal(parseDuration(s), hubParse(s), s);
-});
 
 t.test("signed offsets", async (t) => {
   t.equal(parseOffset("-30m"), -1_800_000);
