@@ -2,7 +2,7 @@
 // (keep-alive, connect timeout, slow consumers), $SYS, and in-process Bus clients.
 import net from "node:net";
 import type { Bus, Clock, Logger, Service } from "../contracts.js";
-import { Connection, connectionContext, type Socketish } from "./connection.js";
+import { Connection, connectionContext, type ListenerInfo, type Socketish } from "./connection.js";
 import { type BrokerCore, type BrokerLimits, createBrokerCore } from "./core.js";
 import { localBus } from "./local-bus.js";
 import { RC } from "./reason-codes.js";
@@ -29,7 +29,7 @@ export interface EmbeddedBroker extends Service {
   /** Addresses actually bound (port 0 resolved), after start(). */
   addresses(): Array<{ host: string; port: number }>;
   /** Serves one already-connected stream (used by tests over in-memory pipes, and later WebSocket). */
-  accept(socket: Socketish): Connection | undefined;
+  accept(socket: Socketish, listener?: ListenerInfo): Connection | undefined;
 }
 
 const SWEEP_MS = 1_000;
@@ -43,7 +43,7 @@ export function createBroker(o: BrokerOptions): EmbeddedBroker {
   const cancels: Array<() => void> = [];
   let refusedLogged = Number.NEGATIVE_INFINITY;
 
-  const accept = (socket: Socketish): Connection | undefined => {
+  const accept = (socket: Socketish, listener?: ListenerInfo): Connection | undefined => {
     if (connections.size >= o.limits.maxConnections) {
       // H3: refused at once; existing clients unaffected. Logged at most once a minute.
       if (clock.monotonic() - refusedLogged > 60_000) {
@@ -53,7 +53,7 @@ export function createBroker(o: BrokerOptions): EmbeddedBroker {
       socket.destroy();
       return undefined;
     }
-    const c = new Connection(ctx, socket);
+    const c = new Connection(ctx, socket, listener);
     connections.add(c);
     return c;
   };

@@ -20,6 +20,22 @@ import { complete, type Delivery, type Link, received, type Session } from "./se
 import { validTopicFilter, validTopicName } from "./topics.js";
 import { checkWireStrings } from "./wire-strings.js";
 
+/**
+ * What a connection knows of the listener that accepted it: the security settings that apply to
+ * it (listeners.ts builds one per configured listener; in-memory tests use DEFAULT_LISTENER).
+ */
+export interface ListenerInfo {
+  /** Shown in logs, e.g. "mqtts://0.0.0.0:8883". */
+  readonly name: string;
+  /** Clients without a user name may connect. */
+  readonly allowAnonymous: boolean;
+  /** TLS: the client certificate's subject CN is the user name (no password asked). */
+  readonly identityAsUsername: boolean;
+}
+
+/** The loopback default: anonymous clients allowed, no certificates. */
+export const DEFAULT_LISTENER: ListenerInfo = { name: "local", allowAnonymous: true, identityAsUsername: false };
+
 export interface Socketish extends Duplex {
   remoteAddress?: string;
   remotePort?: number;
@@ -107,9 +123,13 @@ export class Connection implements Link {
   private finished = false;
   private readonly framer: Framer;
 
+  /** The authenticated user name, once CONNECT is accepted; undefined for anonymous clients. */
+  username: string | undefined;
+
   constructor(
     readonly ctx: ConnectionContext,
     readonly socket: Socketish,
+    readonly listener: ListenerInfo = DEFAULT_LISTENER,
   ) {
     const now = ctx.core.clock.monotonic();
     this.lastSeen = now;
