@@ -5,13 +5,14 @@
 // retained message for little throughput (measured with npm run bench).
 // Exit codes: 0 ok, 1 runtime failure, 64 usage error, 70 internal error, 78 bad config (EX_CONFIG,
 // which the systemd unit does not restart on).
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { buildApp } from "./app.js";
 import { systemClock } from "./clock.js";
 import { configJsonSchema } from "./config/json-schema.js";
 import { formatProblems, loadConfigFile } from "./config/load.js";
 import type { Config } from "./config/schema.js";
+import { createHealthProbe } from "./health.js";
 import { createLogger, logFormatFor } from "./log.js";
 import { createNotifier } from "./notify.js";
 import { statusCommand } from "./status.js";
@@ -76,8 +77,18 @@ async function run(file: string, simulate: boolean): Promise<void> {
   const app = buildApp({ config, clock, log, version: v });
   let stopping = false;
   let running = false;
-  // Type=notify under systemd (no-op elsewhere): READY once listening, watchdog fed while running.
-  const notifier = createNotifier({ env: process.env, clock, log: log.child("systemd"), pid: process.pid, healthy: () => running && !stopping });
+  // The watchdog is fed while messages still go round the embedded broker (hub/health.ts).
+  const probe = app.broker
+    ? createHealthProbe({ bus: app.broker.bus("health"), clock, log: log.child("health"), intervalMs: 5_000, staleAfterMs: 15_000 })
+    : undefined;
+  // Type=notify under systemd (no-op elsewhere): READY once listening, watchdog fed while healthy.
+  const notifier = createNotifier({
+    env: process.env,
+    clock,
+    log: log.child("systemd"),
+    pid: process.pid,
+    healthy: () => running && !stopping && (probe?.healthy() ?? true),
+  });
   const stop = async (signal: string) => {
     if (stopping) {
       log.warn("second signal; exiting now", { signal });
@@ -85,6 +96,7 @@ async function run(file: string, simulate: boolean): Promise<void> {
     }
     stopping = true;
     notifier.stopping();
+    probe?.stop();
     log.info("stopping", { signal });
     const { clean } = await app.lifecycle.stop(STOP_DEADLINE_MS);
     log.info(clean ? "stopped" : "stopped with errors");
@@ -103,6 +115,7 @@ async function run(file: string, simulate: boolean): Promise<void> {
     await app.lifecycle.stop(STOP_DEADLINE_MS);
     process.exit(1);
   }
+  await probe?.start();
   running = true;
   notifier.ready();
   const where = app.broker?.addresses().map((a) => (a.host.includes(":") ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`));
@@ -149,7 +162,17 @@ async function main(argv: string[]): Promise<void> {
       return;
     case "check": {
       const file = needConfig();
-      loadOrExit(file);
+      const config = loadOrExit(file);
+      if (config.rules_dir !== undefined) {
+        // The rules directory is part of what `run` would load: check it the same way.
+        const { formatRuleProblems, loadRulesDir } = await import("../rules/load.js");
+        const fs = { readdir: (d: string) => readdirSync(d), readFile: (f: string) => readFileSync(f, "utf8") };
+        const r = loadRulesDir(config.rules_dir, fs, config.rules, { hasLocation: config.location !== undefined });
+        if (!r.ok) {
+          process.stderr.write(`${formatRuleProblems(r.problems)}\n${r.problems.length} problem${r.problems.length === 1 ? "" : "s"} in ${config.rules_dir}\n`);
+          process.exit(EX_CONFIG);
+        }
+      }
       process.stdout.write(`${file}: ok\n`);
       return;
     }
