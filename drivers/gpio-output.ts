@@ -5,6 +5,7 @@
 // Reports `state` (true = on); off-switches the hub makes by itself are reported through watch().
 import type { Cancel } from "../hub/contracts.js";
 import type { Device, DriverContext, DriverDefinition, Reading } from "./types.js";
+import { gpioFor } from "./gpio-input.js";
 
 export interface GpioOutputConfig {
   /** BCM number. */
@@ -19,16 +20,18 @@ export interface GpioOutputConfig {
   max_on?: number;
   /** Milliseconds: each switch-on is a pulse of this length. */
   pulse?: number;
+  /** Name of a GPIO expander (MCP23017) whose pin this is; absent: the Pi's own GPIO. */
+  expander?: string;
 }
 
 export const gpioOutput: DriverDefinition<GpioOutputConfig> = {
   kind: "gpio_output",
   quantities: () => ({ state: {} }),
   async open(o, ctx: DriverContext): Promise<Device> {
-    if (!ctx.gpio) throw new Error("no GPIO available to this hub");
+    const gpio = gpioFor(ctx, o.expander);
     const safe = o.safe_state === "ON";
     const initial = (o.initial ?? o.safe_state) === "ON";
-    const line = await ctx.gpio.openOutput(o.pin, { activeLow: o.active_low, initial: safe });
+    const line = await gpio.openOutput(o.pin, { activeLow: o.active_low, initial: safe });
     let state = safe;
     let offTimer: Cancel | undefined;
     let emit: ((r: Reading) => void) | undefined;

@@ -16,6 +16,8 @@ export interface DriverContext {
   random: () => number;
   /** GPIO lines (real sysfs or simulated); absent when the hub has no GPIO backend. */
   gpio?: GpioProvider;
+  /** GPIO expanders (MCP23017) by configured name; devices with `expander:` use these instead of `gpio`. */
+  expanders?: (name: string) => GpioProvider | undefined;
   /** The shared, serialised I2C bus N (real or simulated); absent when the hub has no I2C. */
   i2c?: (bus: number) => Promise<I2cBus>;
   /** w1 sysfs access (real /sys/bus/w1/devices or the simulator's directory), reads serialised. */

@@ -1,27 +1,39 @@
 // The composition root: builds every part from the config and passes clock, logger and I/O down.
 // No module-level singletons: everything the hub holds is reachable from what buildApp returns.
-import { readdirSync, readFileSync } from "node:fs";
+import * as fs from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
+import { join } from "node:path";
 import type { Bus, Clock, Logger, Service } from "./contracts.js";
 import type { Config } from "./config/schema.js";
 import { createBroker, type EmbeddedBroker } from "./broker/broker.js";
+import { createBrokerStore } from "./broker/store/journal.js";
+import { createAuthService } from "./broker/auth/load.js";
 import { createBridge } from "./bridge/bridge.js";
 import type { BrokerLimits } from "./broker/core.js";
 import { createExternalBus } from "./bus/external.js";
 import { createDeviceHost, type DeviceSpec } from "./devices.js";
 import { createDiscovery, entitiesFor } from "./discovery.js";
+import { type ArduinoConfig, arduinoEntities, configuredChannels, createArduinoHost } from "./arduino.js";
+import { nodeSerial } from "../drivers/io/serial-node.js";
+import { createSimSerial } from "../drivers/io/sim/serial.js";
+import { attachSimArduinos } from "../drivers/io/sim/arduino-board.js";
+import { hardwareCheck } from "./hardware-check.js";
 import { createLifecycle, type Lifecycle } from "./lifecycle.js";
 import { hubTopics } from "./topics.js";
 import { createRulesEngine } from "../rules/engine.js";
-import { loadRulesDir } from "../rules/load.js";
+import { loadRulesDir, watchRulesDir } from "../rules/load.js";
+import { jsonTimerStore } from "../rules/timers.js";
 import { simulatedSensor } from "../drivers/simulated-sensor.js";
 import type { DriverDefinition } from "../drivers/types.js";
 import { gpioInput } from "../drivers/gpio-input.js";
 import { gpioOutput } from "../drivers/gpio-output.js";
 import type { GpioProvider } from "../drivers/io/gpio.js";
 import { linuxGpio } from "../drivers/io/linux-gpio.js";
-import { autoPress, createSimGpioChip } from "../drivers/io/sim/gpio.js";
+import { autoPress, createSimGpioChip, type SimGpioChip } from "../drivers/io/sim/gpio.js";
+import { htu21d } from "../drivers/htu21d.js";
+import { mcp23017Gpio } from "../drivers/mcp23017.js";
 import { ads1115 } from "../drivers/ads1115.js";
 import { aht20 } from "../drivers/aht20.js";
 import { bh1750 } from "../drivers/bh1750.js";
@@ -88,6 +100,7 @@ const drivers: Record<string, DriverDefinition<never>> = {
   bh1750: bh1750 as DriverDefinition<never>,
   ads1115: ads1115 as DriverDefinition<never>,
   ds18b20: ds18b20 as DriverDefinition<never>,
+  htu21d: htu21d as DriverDefinition<never>,
 };
 
 /**
@@ -95,9 +108,10 @@ const drivers: Record<string, DriverDefinition<never>> = {
  * sensor at its bus and address, in a scripted house; linux: /dev/i2c-N through i2c-bus (opened on
  * first use, so a hub without I2C sensors never needs it) and the kernel's w1 sysfs.
  */
-function sensorHardware(config: Config, clock: Clock): { i2c: (bus: number) => Promise<I2cBus>; oneWire: OneWire; service: Service } {
+function sensorHardware(config: Config, clock: Clock, gpio?: SimGpioChip): { i2c: (bus: number) => Promise<I2cBus>; oneWire: OneWire; service: Service } {
   if (config.hardware === "simulate") {
-    const sim = createSimulatedHardware(config.devices, { clock });
+    // GPIO expanders are simulated chips on their bus too, their INTA wired to the simulated GPIO.
+    const sim = createSimulatedHardware([...config.devices, ...config.gpio.expanders], { clock, gpio });
     return { i2c: sim.i2c, oneWire: sim.oneWire, service: { name: "sensor-sim", start: () => sim.start(), stop: () => sim.stop() } };
   }
   const buses = i2cProvider(linuxI2c());
@@ -108,8 +122,11 @@ function sensorHardware(config: Config, clock: Clock): { i2c: (bus: number) => P
   };
 }
 
+/** Arduinos have their own host (hub/arduino.ts): their link, not a poll loop, decides availability. */
+const isArduino = (d: Config["devices"][number]): d is ArduinoConfig => d.type === "arduino";
+
 function deviceSpecs(config: Config): DeviceSpec[] {
-  return config.devices.map((d) => {
+  return config.devices.filter((d) => !isArduino(d)).map((d) => {
     // Common fields go to the host; the rest are the driver's options.
     const { name, type, deadband, heartbeat, ...rest } = d;
     const { interval, ...options } = rest as typeof rest & { interval?: number };
@@ -123,6 +140,8 @@ export function buildApp(deps: AppDeps): App {
   const { config, clock, log } = deps;
   const topics = hubTopics(config.base_topic);
   const services: Service[] = [];
+  // hardware: linux on a machine without the GPIO/I2C/1-Wire the devices need: fail before anything starts.
+  if (config.hardware === "linux") services.push(hardwareCheck(config, { gpio: deps.gpio === undefined }));
 
   services.push({
     name: "state-dir",
@@ -142,12 +161,28 @@ export function buildApp(deps: AppDeps): App {
   } else {
     broker = createBroker({
       limits: brokerLimits(config.broker.limits),
+      // Each listener as configured (protocol, TLS files read again on SIGHUP: broker.reload()).
       listeners: config.broker.listeners,
+      readFile: (p) => readFileSync(p),
       sysIntervalMs: config.broker.sys_interval,
       version: deps.version,
       clock,
       log: log.child("broker"),
+      // <state_dir>/broker.db, opened by the broker's start() (after the state-dir service made the directory).
+      store: config.broker.storage.enabled
+        ? createBrokerStore(
+            {
+              path: join(config.state_dir, "broker.db"),
+              sync: config.broker.storage.sync,
+              commitIntervalMs: config.broker.storage.commit_interval,
+            },
+            { clock, log: log.child("broker/store") },
+          )
+        : undefined,
     });
+    // Users and ACLs load before the broker listens (and before it restores wills and sessions).
+    const auth = config.broker.auth;
+    if (auth) services.push(createAuthService(auth, { core: broker.core, clock, log: log.child("broker/auth"), readFile: (f) => readFileSync(f, "utf8") }));
     services.push(broker);
     const b = broker;
     busFor = (name) => b.bus(name);
@@ -171,9 +206,11 @@ export function buildApp(deps: AppDeps): App {
 
   const random = deps.random ?? Math.random;
   let gpio = deps.gpio;
+  let simChip: SimGpioChip | undefined;
   if (!gpio && config.hardware === "simulate") {
     // The simulated house: buttons get pressed now and then, relays log their level.
     const chip = createSimGpioChip({ clock, log: log.child("gpio-sim") });
+    simChip = chip;
     gpio = chip.provider;
     let cancel: (() => void) | undefined;
     services.push({
@@ -187,10 +224,16 @@ export function buildApp(deps: AppDeps): App {
     });
   }
   // Resolves the GPIO chip lazily, when the first GPIO device opens: no GPIO device, no sysfs needed.
-  gpio ??= linuxGpio({ clock, log: log.child("gpio") });
+  gpio ??= linuxGpio({ clock, log: log.child("gpio"), labels: config.gpio.chip_labels });
   // Before the device host: the simulated sensors exist before the first reading (and stop after the last).
-  const sensors = sensorHardware(config, clock);
+  const sensors = sensorHardware(config, clock, simChip);
   services.push(sensors.service);
+  // MCP23017 expanders: GPIO backends on an I2C bus, opened when their first pin is.
+  const expanders = new Map<string, GpioProvider>();
+  for (const e of config.gpio.expanders) {
+    const cfg = { name: e.name, bus: e.bus, address: e.address, pollMs: e.poll_interval, interruptPin: e.interrupt_pin };
+    expanders.set(e.name, mcp23017Gpio(cfg, { clock, log: log.child(`gpio/${e.name}`), i2c: sensors.i2c, gpio }));
+  }
 
   const specs = deviceSpecs(config);
   services.push(
@@ -200,29 +243,65 @@ export function buildApp(deps: AppDeps): App {
       log: log.child("devices"),
       topics,
       random,
-      io: { gpio, i2c: sensors.i2c, oneWire: sensors.oneWire },
+      io: { gpio, i2c: sensors.i2c, oneWire: sensors.oneWire, expanders: (name) => expanders.get(name) },
       logReadings: config.hardware === "simulate",
     }),
   );
 
+  // Arduino boards on serial ports: simulate: in-process boards at their configured paths, unplugged
+  // and replugged by touching / removing <state_dir>/simulated-serial/<device>.unplugged.
+  const arduinos = config.devices.filter(isArduino);
+  let discovery: ReturnType<typeof createDiscovery> | undefined;
+  if (arduinos.length > 0) {
+    let serial: ReturnType<typeof nodeSerial> = nodeSerial();
+    if (config.hardware === "simulate") {
+      const sim = createSimSerial({ clock, control: { dir: join(config.state_dir, "simulated-serial"), exists: (f) => existsSync(f) } });
+      attachSimArduinos(sim, arduinos, { clock, random });
+      serial = sim;
+      services.push({
+        name: "serial-sim",
+        async start() {
+          await mkdir(join(config.state_dir, "simulated-serial"), { recursive: true });
+          sim.start();
+        },
+        async stop() {
+          sim.stop();
+        },
+      });
+    }
+    services.push(
+      createArduinoHost(arduinos, {
+        bus: busFor("arduino"),
+        clock,
+        log: log.child("devices"),
+        topics,
+        serial,
+        discover: (d) => void discovery?.update(d).catch((err) => log.warn("could not announce to Home Assistant", { error: err })),
+        logReadings: config.hardware === "simulate",
+      }),
+    );
+  }
+
   const ha = config.homeassistant;
-  services.push(
-    createDiscovery({
-      bus: busFor("discovery"),
-      log: log.child("discovery"),
-      topics,
-      enabled: ha.enabled,
-      prefix: ha.prefix,
-      stateDir: config.state_dir,
-      version: deps.version,
-      hubName: `hub ${hostname()}`,
-      devices: config.devices.map((d, i) => ({
+  discovery = createDiscovery({
+    bus: busFor("discovery"),
+    log: log.child("discovery"),
+    topics,
+    enabled: ha.enabled,
+    prefix: ha.prefix,
+    stateDir: config.state_dir,
+    version: deps.version,
+    hubName: `hub ${hostname()}`,
+    devices: [
+      ...config.devices.filter((d) => !isArduino(d)).map((d, i) => ({
         name: d.name,
         model: d.type,
         entities: entitiesFor(d.type, specs[i]!.driver.quantities(specs[i]!.options), d as { device_class?: unknown }),
       })),
-    }),
-  );
+      ...arduinos.map((d) => ({ name: d.name, model: "arduino", entities: arduinoEntities(configuredChannels(d)) })),
+    ],
+  });
+  services.push(discovery);
 
   // After the devices, so their first readings are retained (and known to the rules) when it starts.
   const rulesDir = config.rules_dir;
@@ -236,7 +315,14 @@ export function buildApp(deps: AppDeps): App {
       location: config.location,
       timeZone: config.location?.time_zone,
       // Read at start and again on SIGHUP; relative to the working directory, like state_dir.
-      loadRules: rulesDir === undefined ? undefined : () => loadRulesDir(rulesDir, { readdir: (d) => readdirSync(d), readFile: (f) => readFileSync(f, "utf8") }, config.rules),
+      loadRules: rulesDir === undefined ? undefined : () =>
+              loadRulesDir(rulesDir, { readdir: (d) => readdirSync(d), readFile: (f) => readFileSync(f, "utf8") }, config.rules, {
+                hasLocation: config.location !== undefined,
+              }),
+      // A change to a rules file reloads like SIGHUP does (debounced by the engine).
+      watchRules: rulesDir === undefined ? undefined : (changed) => watchRulesDir(rulesDir, changed, log.child("rules"), fs.watch),
+      // Pending `for`/delay/wait timers survive a restart (state_dir exists: created above).
+      timers: jsonTimerStore(join(config.state_dir, "rules-timers.json"), fs, log.child("rules"), () => clock.now()),
     }),
   );
 

@@ -11,7 +11,7 @@ import type { Bus, Cancel, Logger, Message, Service, Topics } from "./contracts.
 import type { QuantityInfo } from "../drivers/types.js";
 import { STATE_QUANTITY, stateTopic } from "./devices.js";
 
-export type Component = "sensor" | "binary_sensor" | "switch";
+export type Component = "sensor" | "binary_sensor" | "switch" | "number";
 
 export interface DiscoveryEntity {
   /** The quantity it shows; `state` is the device's own state (hub/<device>). */
@@ -159,7 +159,10 @@ export function discoveryMessages(id: DiscoveryIdentity, devices: readonly Disco
         availability,
         availability_mode: "all",
       };
-      if (e.component === "sensor") {
+      if (e.component === "number") {
+        // An Arduino PWM output: 0..255 on its .../set topic.
+        Object.assign(payload, { command_topic: `${stateTopic(topics, d.name, e.quantity)}/set`, min: 0, max: 255, step: 1, mode: "slider" });
+      } else if (e.component === "sensor") {
         const byName = Object.hasOwn(QUANTITY_DEFAULTS, e.quantity) ? QUANTITY_DEFAULTS[e.quantity] : undefined;
         const unit = e.unit ?? byName?.unit;
         const defaults = byName ?? (unit !== undefined && Object.hasOwn(UNIT_DEFAULTS, unit) ? UNIT_DEFAULTS[unit] : undefined);
@@ -173,7 +176,8 @@ export function discoveryMessages(id: DiscoveryIdentity, devices: readonly Disco
         payload.payload_off = "OFF";
         if (e.deviceClass !== undefined) payload.device_class = e.deviceClass;
         if (e.component === "switch") {
-          payload.command_topic = topics.set(d.name);
+          // A device's own state is commanded on <base>/<device>/set, any other quantity on its own .../set.
+          payload.command_topic = isState ? topics.set(d.name) : `${stateTopic(topics, d.name, e.quantity)}/set`;
           payload.state_on = "ON";
           payload.state_off = "OFF";
         }
@@ -224,11 +228,14 @@ async function loadState(file: string, log: Logger): Promise<{ state: DiscoveryS
   return { state: {}, text };
 }
 
-export function createDiscovery(deps: DiscoveryDeps): Service {
+export function createDiscovery(deps: DiscoveryDeps): Service & { update(d: DiscoveryDevice): Promise<void> } {
   const { bus, log } = deps;
   const file = join(deps.stateDir, STATE_FILE);
   let messages: DiscoveryMessage[] = [];
   let birth: Cancel | undefined;
+  // Devices whose entities are learnt at run time (an Arduino's banner) are replaced by update().
+  let devices = [...deps.devices];
+  let started: { hubId: string; text: string } | undefined;
 
   const publish = (topic: string, payload: string) => bus.publish({ topic, payload: Buffer.from(payload), qos: 1, retain: true });
   const announce = async () => {
@@ -243,7 +250,7 @@ export function createDiscovery(deps: DiscoveryDeps): Service {
       const hubId = typeof state.hub_id === "string" && /^[a-z0-9]+$/.test(state.hub_id) ? state.hub_id : (deps.newHubId ?? (() => randomBytes(4).toString("hex")))();
       const before = new Map(Object.entries(state.announced ?? {}));
       messages = deps.enabled
-        ? discoveryMessages({ hubId, hubName: deps.hubName, prefix: deps.prefix, topics: deps.topics, version: deps.version }, deps.devices)
+        ? discoveryMessages({ hubId, hubName: deps.hubName, prefix: deps.prefix, topics: deps.topics, version: deps.version }, devices)
         : [];
       const now = new Map(messages.map((m) => [m.id, m.topic]));
       // Withdraw what is no longer announced at the same topic (device removed, prefix changed, disabled).
@@ -258,6 +265,7 @@ export function createDiscovery(deps: DiscoveryDeps): Service {
         await writeFile(`${file}.tmp`, next);
         await rename(`${file}.tmp`, file);
       }
+      started = { hubId, text: next };
       if (!deps.enabled) return;
       await announce();
       // Home Assistant's birth message: it (re)started, so announce again. (A retained "online" seen at
@@ -270,6 +278,22 @@ export function createDiscovery(deps: DiscoveryDeps): Service {
     async stop() {
       birth?.();
       birth = undefined;
+    },
+    /** Announces a device's entities anew (its entity list changed while running). */
+    async update(d) {
+      devices = [...devices.filter((x) => x.name !== d.name), d];
+      if (!started || !deps.enabled) return;
+      const id = { hubId: started.hubId, hubName: deps.hubName, prefix: deps.prefix, topics: deps.topics, version: deps.version };
+      const fresh = discoveryMessages(id, [d]).slice(1); // [0] is the hub's own status entity
+      messages = [...messages.filter((m) => !fresh.some((f) => f.id === m.id)), ...fresh];
+      await Promise.all(fresh.map((m) => publish(m.topic, JSON.stringify(m.payload))));
+      log.info("announced to Home Assistant", { device: d.name, entities: fresh.length });
+      const next = `${JSON.stringify({ hub_id: started.hubId, announced: Object.fromEntries(messages.map((m) => [m.id, m.topic])) } satisfies DiscoveryState, null, 2)}\n`;
+      if (next !== started.text) {
+        await writeFile(`${file}.tmp`, next);
+        await rename(`${file}.tmp`, file);
+        started.text = next;
+      }
     },
   };
 }

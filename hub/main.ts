@@ -15,6 +15,7 @@ import type { Config } from "./config/schema.js";
 import { createHealthProbe } from "./health.js";
 import { createLogger, logFormatFor } from "./log.js";
 import { createNotifier } from "./notify.js";
+import { loadPolicy } from "./broker/auth/load.js";
 import { statusCommand } from "./status.js";
 
 const EX_USAGE = 64;
@@ -31,6 +32,13 @@ Usage:
   hub rules check FILE...              validate rules files; exit 0, or 78 with file:line:col
   hub rules test FILE... --events EVENTS.yaml
                                        replay a scenario against rules and explain what fired and why
+  hub i2c scan [--bus N] [--simulate] [--config FILE]
+                                       list the addresses answering on I2C bus N (default 1)
+                                       and the chips likely there; exit 1 if the bus is missing
+  hub passwd FILE USER [--stdin] [--iterations N]
+                                       add a broker user or change its password (mosquitto
+                                       password file; prompts twice, or reads one line with --stdin)
+  hub passwd -D FILE USER              delete a broker user
   hub schema                           print the JSON Schema of the config file
   hub --version                        print the version
   hub --help                           this help
@@ -54,8 +62,19 @@ function loadOrExit(file: string): Config {
   return r.config;
 }
 
+/** The password and ACL files of broker.auth are part of the config: a bad one is a config error. */
+function authFilesOrExit(config: Config): void {
+  const auth = config.broker.auth;
+  if (auth === undefined || config.broker.external !== undefined) return;
+  const r = loadPolicy(auth, (p) => readFileSync(p, "utf8"));
+  if (r.ok) return;
+  process.stderr.write(`${r.problems.join("\n")}\n${r.problems.length} problem${r.problems.length === 1 ? "" : "s"} in broker.auth files\n`);
+  process.exit(EX_CONFIG);
+}
+
 async function run(file: string, simulate: boolean): Promise<void> {
   const config = loadOrExit(file);
+  authFilesOrExit(config);
   if (simulate) config.hardware = "simulate";
   const log = createLogger({
     level: config.log.level,
@@ -135,6 +154,10 @@ async function main(argv: string[]): Promise<void> {
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "v" },
         events: { type: "string" },
+        stdin: { type: "boolean" },
+        delete: { type: "boolean", short: "D" },
+        iterations: { type: "string" },
+        bus: { type: "string" },
       },
     });
   } catch (err) {
@@ -163,6 +186,7 @@ async function main(argv: string[]): Promise<void> {
     case "check": {
       const file = needConfig();
       const config = loadOrExit(file);
+      authFilesOrExit(config);
       if (config.rules_dir !== undefined) {
         // The rules directory is part of what `run` would load: check it the same way.
         const { formatRuleProblems, loadRulesDir } = await import("../rules/load.js");
@@ -196,6 +220,46 @@ async function main(argv: string[]): Promise<void> {
       const r = sub === "check" ? rulesCheck(files, readFile) : await rulesTest(files, values.events as string, readFile);
       (r.code === 0 ? process.stdout : process.stderr).write(`${r.output}\n`);
       process.exitCode = r.code;
+      return;
+    }
+    case "i2c": {
+      const busText = typeof values.bus === "string" ? values.bus : "1";
+      const bus = /^\d{1,3}$/.test(busText) ? Number(busText) : Number.NaN;
+      if (positionals[1] !== "scan" || positionals.length > 2 || !(bus <= 255)) {
+        process.stderr.write("usage: hub i2c scan [--bus N] [--simulate] [--config FILE]   (N: 0..255)\n");
+        process.exit(EX_USAGE);
+      }
+      const config = typeof values.config === "string" ? loadOrExit(values.config) : undefined;
+      const { i2cScanCommand } = await import("./i2c-cli.js");
+      const write = (stream: NodeJS.WriteStream) => (s: string) => void stream.write(s);
+      process.exitCode = await i2cScanCommand(
+        { bus, simulate: values.simulate === true || config?.hardware === "simulate", config },
+        { clock: systemClock(), stdout: write(process.stdout), stderr: write(process.stderr) },
+      );
+      return;
+    }
+    case "passwd": {
+      const [, file, user, ...extra] = positionals;
+      if (file === undefined || user === undefined || extra.length > 0) {
+        process.stderr.write("usage: hub passwd FILE USER [--stdin] [--iterations N] | hub passwd -D FILE USER\n");
+        process.exit(EX_USAGE);
+      }
+      const { passwdCommand, promptHidden } = await import("./broker/auth/passwd-cli.js");
+      process.exitCode = await passwdCommand(
+        { file, user, del: values.delete === true, stdin: values.stdin === true, iterations: values.iterations as string | undefined },
+        {
+          isTTY: process.stdin.isTTY === true,
+          readStdin: async () => {
+            const chunks: Buffer[] = [];
+            for await (const c of process.stdin) chunks.push(c as Buffer);
+            return Buffer.concat(chunks).toString("utf8");
+          },
+          promptHidden: (prompt) => promptHidden(process.stdin, process.stderr, prompt),
+          out: (s) => void process.stdout.write(s),
+          err: (s) => void process.stderr.write(s),
+          pid: process.pid,
+        },
+      );
       return;
     }
     default:

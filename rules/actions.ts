@@ -16,16 +16,50 @@ export interface ActionHost extends EvalHost {
   topicsBase: string;
   /** Arms a trigger for a `wait` action. */
   arm(t: Trigger, index: number, fire: Fire): Cancel;
+  /**
+   * Records that `run` is paused in a delay or wait until wall-clock `due` (undefined: a wait
+   * without timeout), at `run.at`, so that it can resume after a restart; the Cancel forgets it.
+   */
+  hold?(run: Run, due: number | undefined): Cancel;
 }
 
 export interface Run {
   readonly rule: string;
+  /** Wall-clock ms when the run started (before a restart, for a resumed one). */
+  readonly started: number;
   readonly vars: Map<string, Value>;
   readonly trace: string[];
   cancelled: boolean;
   /** What the run is waiting on; cancelling the run calls each. */
   readonly pending: Set<Cancel>;
+  /**
+   * Where the run is in its actions: list indexes, `then`/`else`, a choice index or `default`, a
+   * repeat round (rules/timers.ts saves it with a paused run).
+   */
+  readonly at: (number | string)[];
+  /** Resuming after a restart: the rest of the saved position to descend, and the saved deadline. */
+  resume?: { path: (number | string)[]; due: number | undefined };
 }
+
+/** The next step of the saved position of a resuming run (a malformed one ends the run). */
+function resumeAt(run: Run, ok: (seg: number | string) => boolean): number | string {
+  const seg = run.resume!.path.shift();
+  if (seg === undefined || !ok(seg)) throw new Error(`cannot resume after the restart: no step at ${JSON.stringify(run.at.concat(seg ?? []))}`);
+  return seg;
+}
+
+/** Runs `f` with `seg` pushed on the run's position. */
+async function inside(run: Run, seg: number | string, f: () => Promise<void>): Promise<void> {
+  run.at.push(seg);
+  try {
+    await f();
+  } finally {
+    run.at.pop();
+  }
+}
+
+/** Actions a resuming run can descend into or continue at. */
+const RESUMABLE = new Set(["delay", "wait", "if", "choose", "repeat"]);
 
 /** Thrown by `stop` (and a `wait` that times out with continue_on_timeout: false). */
 export class StopRun extends Error {
@@ -119,11 +153,21 @@ const short = (s: string) => JSON.stringify(s.length > 80 ? `${s.slice(0, 77)}..
 export function compileActions(actions: readonly Action[], host: ActionHost, indent = ""): Step {
   const steps = actions.map((a) => compileAction(a, host, indent));
   return async (run) => {
-    for (const s of steps) {
+    const from = run.resume === undefined ? 0 : (resumeAt(run, (i) => typeof i === "number" && RESUMABLE.has(actions[i]?.action ?? "")) as number);
+    for (let i = from; i < steps.length; i++) {
       if (run.cancelled) throw new RunCancelled();
-      await s(run);
+      await inside(run, i, () => steps[i]!(run));
     }
   };
+}
+
+/** The deadline of a delay or wait: saved (resuming) or `ms` from now; and the position it is at. */
+function deadline(run: Run, host: ActionHost, ms: number | undefined): { due: number | undefined; resumed: boolean } {
+  const r = run.resume;
+  if (r === undefined) return { due: ms === undefined ? undefined : host.clock.now() + ms, resumed: false };
+  if (r.path.length > 0) throw new Error(`cannot resume after the restart: no step at ${JSON.stringify(run.at.concat(r.path))}`);
+  run.resume = undefined;
+  return { due: ms === undefined ? undefined : (r.due ?? host.clock.now()), resumed: true };
 }
 
 function publishStep(host: ActionHost, indent: string, topicOf: (s: Scope) => string, payload: Payload, qos: 0 | 1 | 2, retain: boolean, what: string): Step {
@@ -154,8 +198,15 @@ function compileAction(a: Action, host: ActionHost, indent: string): Step {
     }
     case "delay":
       return async (run) => {
-        note(run, `${indent}delay ${ms(a.duration)}`);
-        await sleep(run, host.clock, a.duration);
+        const { due, resumed } = deadline(run, host, a.duration);
+        const left = Math.max(0, due! - host.clock.now());
+        note(run, resumed ? `${indent}delay ${ms(a.duration)} (resumed after a restart, ${ms(left)} left)` : `${indent}delay ${ms(a.duration)}`);
+        const forget = host.hold?.(run, due);
+        try {
+          await sleep(run, host.clock, left);
+        } finally {
+          forget?.();
+        }
       };
     case "log": {
       const t = parseTemplate(a.message);
@@ -177,13 +228,18 @@ function compileAction(a: Action, host: ActionHost, indent: string): Step {
       const then = compileActions(a.then, host, inner);
       const otherwise = a.else === undefined ? undefined : compileActions(a.else, host, inner);
       return async (run) => {
-        note(run, `${indent}if:`);
-        if (test(run.vars, run.trace)) {
+        let branch: number | string;
+        if (run.resume !== undefined) branch = resumeAt(run, (b) => b === "then" || (b === "else" && otherwise !== undefined));
+        else {
+          note(run, `${indent}if:`);
+          branch = test(run.vars, run.trace) ? "then" : "else";
+        }
+        if (branch === "then") {
           note(run, `${indent}then:`);
-          await then(run);
+          await inside(run, "then", () => then(run));
         } else if (otherwise !== undefined) {
           note(run, `${indent}else:`);
-          await otherwise(run);
+          await inside(run, "else", () => otherwise(run));
         }
       };
     }
@@ -191,16 +247,22 @@ function compileAction(a: Action, host: ActionHost, indent: string): Step {
       const choices = a.choices.map((c) => ({ test: compileConditions(c.conditions, host, inner), body: compileActions(c.actions, host, inner) }));
       const fallback = a.default === undefined ? undefined : compileActions(a.default, host, inner);
       return async (run) => {
+        if (run.resume !== undefined) {
+          const c = resumeAt(run, (c) => (c === "default" && fallback !== undefined) || (typeof c === "number" && c < choices.length));
+          note(run, `${indent}${c === "default" ? "default" : `choice ${(c as number) + 1}`}: (resumed)`);
+          await inside(run, c, () => (c === "default" ? fallback! : choices[c as number]!.body)(run));
+          return;
+        }
         for (let i = 0; i < choices.length; i++) {
           note(run, `${indent}choice ${i + 1}:`);
           if (choices[i]!.test(run.vars, run.trace)) {
-            await choices[i]!.body(run);
+            await inside(run, i, () => choices[i]!.body(run));
             return;
           }
         }
         if (fallback !== undefined) {
           note(run, `${indent}default:`);
-          await fallback(run);
+          await inside(run, "default", () => fallback(run));
         }
       };
     }
@@ -217,14 +279,18 @@ function repeatStep(a: Extract<Action, { action: "repeat" }>, host: ActionHost, 
   const limit = a.count ?? a.max;
   return async (run) => {
     const outer = run.vars.get("repeat");
+    // Resuming: continue in the saved round, whose `while` was already checked before the restart.
+    let resuming = run.resume !== undefined;
+    const first = resuming ? (resumeAt(run, (r) => typeof r === "number" && r >= 1 && r <= limit) as number) : 1;
     try {
-      for (let i = 1; ; i++) {
+      for (let i = first; ; i++) {
         if (a.count !== undefined && i > a.count) break;
-        if (whileOk !== undefined && !whileOk(run.vars, run.trace)) break;
+        if (!resuming && whileOk !== undefined && !whileOk(run.vars, run.trace)) break;
         if (i > limit) throw new Error(`repeat: more than ${limit} rounds (raise max if that is intended)`);
-        note(run, `${indent}repeat ${i}:`);
+        note(run, `${indent}repeat ${i}:${resuming ? " (resumed)" : ""}`);
+        resuming = false;
         run.vars.set("repeat", { index: i, first: i === 1, ...(a.count === undefined ? {} : { last: i === a.count }) });
-        await body(run);
+        await inside(run, i, () => body(run));
         if (untilOk?.(run.vars, run.trace)) break;
       }
     } finally {
@@ -236,10 +302,13 @@ function repeatStep(a: Extract<Action, { action: "repeat" }>, host: ActionHost, 
 
 function waitStep(a: Extract<Action, { action: "wait" }>, host: ActionHost, indent: string): Step {
   return async (run) => {
-    note(run, `${indent}wait for ${a.triggers.map((t) => t.trigger).join(" or ")}${a.timeout === undefined ? "" : ` (timeout ${ms(a.timeout)})`}`);
+    const { due, resumed } = deadline(run, host, a.timeout);
+    const what = `${indent}wait for ${a.triggers.map((t) => t.trigger).join(" or ")}${a.timeout === undefined ? "" : ` (timeout ${ms(a.timeout)})`}`;
+    note(run, resumed ? `${what} (resumed after a restart${due === undefined ? "" : `, ${ms(Math.max(0, due - host.clock.now()))} left`})` : what);
+    const forget = host.hold?.(run, due);
     const fired = await new Promise<Value>((resolve, reject) => {
       let done = false;
-      const holds: Cancel[] = [];
+      const holds: Cancel[] = forget === undefined ? [] : [forget];
       const release = () => {
         done = true;
         run.pending.delete(cancel);
@@ -264,7 +333,7 @@ function waitStep(a: Extract<Action, { action: "wait" }>, host: ActionHost, inde
         reject(err);
         return;
       }
-      if (a.timeout !== undefined) holds.push(host.clock.after(a.timeout, () => finish(null)));
+      if (due !== undefined) holds.push(host.clock.after(Math.max(0, due - host.clock.now()), () => finish(null)));
     });
     const timedOut = fired === null;
     run.vars.set("wait", { trigger: fired, timed_out: timedOut });

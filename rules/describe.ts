@@ -66,3 +66,23 @@ export function stableText(v: unknown): string {
   }
   return JSON.stringify(v) ?? "null";
 }
+
+/**
+ * Where `sun` triggers are, as key paths from the rules list (`[0, "triggers", 1]`, and inside
+ * actions for `wait`): they need a location, so `hub check` and the rules loader report each one
+ * at its file:line:col when the config has none, instead of the rule failing when it starts.
+ */
+export function sunTriggerPaths(rules: readonly unknown[]): (string | number)[][] {
+  const out: (string | number)[][] = [];
+  const walk = (x: unknown, path: (string | number)[]): void => {
+    if (Array.isArray(x)) {
+      for (const [i, v] of x.entries()) walk(v, [...path, i]);
+    } else if (typeof x === "object" && x !== null) {
+      const o = x as Record<string, unknown>;
+      if (o.trigger === "sun") out.push(path);
+      for (const [k, v] of Object.entries(o)) walk(v, [...path, k]);
+    }
+  };
+  walk(rules, []);
+  return out;
+}

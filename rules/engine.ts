@@ -5,6 +5,8 @@
 //
 // Topic index: one bus subscription per distinct filter, each with the set of triggers listening on
 // it, so the broker's subscription tree delivers a message only to the rules whose filters match it.
+// Pending `for` timers and paused runs are kept in a TimerStore (rules/timers.ts) and resumed at
+// start; reloads (SIGHUP, a watched rules file changing) run one at a time.
 import type { Bus, Cancel, Clock, Logger, Message, Service } from "../hub/contracts.js";
 import { type ActionHost, compileActions, RunCancelled, type Run, type Step, StopRun } from "./actions.js";
 import { type Check, compileConditions } from "./conditions.js";
@@ -15,7 +17,8 @@ import type { Rule, Trigger } from "./schema.js";
 import type { Location } from "./sun.js";
 import { type RuleStatus, type RunResult, type StatusKeeper, statusKeeper } from "./status.js";
 import { systemTimeZone, zone as makeZone } from "./time.js";
-import { armTrigger, type Cached, type Listener, type TriggerHost, type TriggerVars } from "./triggers.js";
+import { type SavedFor, type SavedRun, type SavedTimer, type TimerStore, ruleVersion, timerBook } from "./timers.js";
+import { armTrigger, type Cached, type ForKeeper, type Listener, type TriggerHost, type TriggerVars } from "./triggers.js";
 import { payloadValue } from "./values.js";
 
 export interface RulesEngineDeps {
@@ -39,6 +42,20 @@ export interface RulesEngineDeps {
   onRun?: (report: { rule: string; result: RunResult; trace: readonly string[]; at: number }) => void;
   /** Publish status topics (default true). */
   publishStatus?: boolean;
+  /**
+   * Keeps pending `for` timers and paused runs across restarts (rules/timers.ts); without it they
+   * live in memory only.
+   */
+  timers?: TimerStore;
+  /** Changes to the pending timers are saved this long after the first one (a burst: one write). Default 1 s. */
+  saveDelayMs?: number;
+  /**
+   * Watches the rules files (from start to stop): `changed` is called on any change; the engine
+   * reloads once they have been quiet for `reloadDelayMs` (an editor's save is several events).
+   */
+  watchRules?: (changed: () => void) => Cancel;
+  /** Default 500 ms. */
+  reloadDelayMs?: number;
 }
 
 export type { RuleStatus, RunResult } from "./status.js";
@@ -49,6 +66,8 @@ export interface RulesEngine extends Service {
 
 interface RuleRuntime {
   rule: Rule;
+  /** Hash of the rule's text: saved timers resume only into the same rule. */
+  version: string;
   check: Check;
   body: Step;
   armed: Cancel[];
@@ -71,6 +90,8 @@ interface FilterEntry {
 /** More trigger firings than this in one second, for one rule, are dropped (a rule feeding itself). */
 const STORM_PER_SECOND = 500;
 const SYNCED_AFTER = Date.UTC(2020, 0, 1);
+const SAVE_DELAY_MS = 1000;
+const RELOAD_DELAY_MS = 500;
 
 export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
   const { bus, clock, log, topicsBase } = deps;
@@ -80,6 +101,30 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
   const subscribing = new Set<Promise<void>>();
   const publishStatus = deps.publishStatus ?? true;
   let accepting = false;
+  /** While start() runs: triggers that fire (a resumed `for` already due) wait for it to finish. */
+  let starting = false;
+  let deferred: (() => void)[] = [];
+
+  // ---- durable timers (rules/timers.ts) ----
+  const book = timerBook(deps.timers, clock, log, deps.saveDelayMs ?? SAVE_DELAY_MS);
+  const remember = book.remember;
+  /** `for` timers saved at the last stop, by `<rule>#<trigger>`, until their triggers are armed. */
+  let savedFor = new Map<string, SavedFor>();
+  const keeps = (rt: RuleRuntime) => book.enabled && rt.rule.on_restart === "resume";
+  const runOwner = new WeakMap<Run, RuleRuntime>();
+
+  // ---- reload: SIGHUP and file changes, one at a time ----
+  let reloading: Promise<void> = Promise.resolve();
+  let unwatch: Cancel | undefined;
+  let quiet: Cancel | undefined;
+  const fileChanged = () => {
+    quiet?.();
+    quiet = clock.after(deps.reloadDelayMs ?? RELOAD_DELAY_MS, () => {
+      quiet = undefined;
+      log.info("a rules file changed: reloading");
+      void engine.reload!();
+    });
+  };
 
   const onMessage = (e: FilterEntry, m: Message): void => {
     const topic = m.topic;
@@ -147,10 +192,17 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       };
     },
     arm: (t: Trigger, i: number, fire) => armTrigger(t, i, host, fire),
+    hold(run, due) {
+      const rt = runOwner.get(run);
+      if (rt === undefined || !keeps(rt)) return () => {};
+      const vars = Object.fromEntries(run.vars) as SavedRun["vars"];
+      return remember({ kind: "run", rule: rt.rule.id, version: rt.version, path: [...run.at], vars, due, started: run.started });
+    },
   };
 
-  const compile = (rule: Rule): RuleRuntime => ({
+  const compile = (rule: Rule, text = stableText(rule)): RuleRuntime => ({
     rule,
+    version: ruleVersion(text),
     check: compileConditions(rule.conditions, host),
     body: compileActions(rule.actions, host),
     armed: [],
@@ -181,9 +233,11 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     for (const c of [...run.pending]) c();
   };
 
-  const start = (rt: RuleRuntime, vars: Map<string, Value>, trace: string[]) => {
-    const run: Run = { rule: rt.rule.id, vars, trace, cancelled: false, pending: new Set() };
+  const start = (rt: RuleRuntime, vars: Map<string, Value>, trace: string[], resume?: SavedRun) => {
     const started = clock.now();
+    const run: Run = { rule: rt.rule.id, vars, trace, cancelled: false, pending: new Set(), at: [], started: resume?.started ?? started };
+    if (resume !== undefined) run.resume = { path: [...resume.path], due: resume.due };
+    runOwner.set(run, rt);
     rt.status.runs++;
     const p = rt
       .body(run)
@@ -227,7 +281,10 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
   };
 
   const fired = (rt: RuleRuntime, tv: TriggerVars) => {
-    if (!accepting) return;
+    if (!accepting) {
+      if (starting) deferred.push(() => onFire(rt, tv));
+      return;
+    }
     const now = clock.now();
     rt.status.triggered(now, tv);
     const trace = [describeTrigger(tv)];
@@ -262,10 +319,26 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     start(rt, vars, trace);
   };
 
+  /** Saves a rule trigger's pending `for`, and hands it the one saved at the last stop. */
+  const keeperFor = (rt: RuleRuntime, i: number): ForKeeper | undefined => {
+    if (!keeps(rt)) return undefined;
+    const key = `${rt.rule.id}#${i}`;
+    return {
+      resume() {
+        const s = savedFor.get(key);
+        if (s === undefined || s.version !== rt.version) return undefined;
+        savedFor.delete(key);
+        log.info("resuming a pending `for` after the restart", { rule: rt.rule.id, trigger: i, due: new Date(s.due).toISOString() });
+        return { vars: s.vars, due: s.due };
+      },
+      hold: (vars, due) => remember({ kind: "for", rule: rt.rule.id, version: rt.version, trigger: i, vars, due }),
+    };
+  };
+
   const arm = (rt: RuleRuntime) => {
     rt.rule.triggers.forEach((t, i) => {
       try {
-        rt.armed.push(armTrigger(t, i, host, (tv) => onFire(rt, tv)));
+        rt.armed.push(armTrigger(t, i, host, (tv) => onFire(rt, tv), keeperFor(rt, i)));
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         rt.status.failed(clock.now(), message);
@@ -307,13 +380,94 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     }
   };
 
+  /** Why a saved timer does not resume into the rules now in force, or undefined if it does. */
+  const unfit = (t: SavedTimer): string | undefined => {
+    const rt = byId.get(t.rule)?.rt;
+    if (rt === undefined) return "the rule is gone";
+    if (rt.version !== t.version) return "the rule changed";
+    if (!rt.rule.enabled) return "the rule is disabled";
+    if (rt.rule.on_restart === "drop") return "on_restart: drop";
+    return undefined;
+  };
+
+  /** Reads the timers saved at the last stop: `for`s wait for their triggers; runs are returned. */
+  const loadSaved = (): SavedRun[] => {
+    savedFor = new Map();
+    const runs: SavedRun[] = [];
+    for (const t of book.load()) {
+      const why = unfit(t);
+      if (why !== undefined) log.info("saved rule timer dropped", { rule: t.rule, kind: t.kind, why });
+      else if (t.kind === "for") savedFor.set(`${t.rule}#${t.trigger}`, t);
+      else runs.push(t);
+    }
+    return runs;
+  };
+
+  const resumeRuns = (runs: SavedRun[]) => {
+    for (const saved of runs) {
+      const rt = byId.get(saved.rule)!.rt;
+      const vars = new Map<string, Value>(Object.entries(saved.vars));
+      // Each repeat on the saved path sets repeat.* again as it resumes its round.
+      vars.delete("repeat");
+      const left = saved.due === undefined ? "no timeout" : `${Math.max(0, saved.due - clock.now())} ms left`;
+      log.info("resuming a paused run after the restart", { rule: saved.rule, at: JSON.stringify(saved.path), left });
+      const trace = [`resumed after a restart (run started ${new Date(saved.started).toISOString()})`];
+      rt.status.runs--; // counted again by start(); the run is the one that was counted before
+      start(rt, vars, trace, saved);
+    }
+  };
+
   const loadMore = (): Rule[] | string => {
     if (deps.loadRules === undefined) return [];
     const r = deps.loadRules();
     return r.ok ? r.rules : formatRuleProblems(r.problems);
   };
 
-  return {
+  /**
+   * Re-reads the rules files. Invalid files: the old rules keep running and every problem is logged
+   * with its file:line:col. Valid: unchanged rules keep their state, pending `for` timers and runs;
+   * changed and removed ones are stopped; changed and new ones start (and their startup triggers fire).
+   */
+  const reloadNow = async (): Promise<void> => {
+    if (deps.loadRules === undefined || !accepting) return;
+    const more = loadMore();
+    if (typeof more === "string") {
+      log.error("rules not reloaded: the old rules keep running", { problems: more });
+      return;
+    }
+    const next = new Map<string, { rt: RuleRuntime; text: string }>();
+    const fresh: RuleRuntime[] = [];
+    let kept = 0;
+    for (const rule of [...deps.rules, ...more]) {
+      const text = stableText(rule);
+      const old = byId.get(rule.id);
+      if (old !== undefined && old.text === text) {
+        next.set(rule.id, old);
+        kept++;
+      } else {
+        const rt = compile(rule, text);
+        next.set(rule.id, { rt, text });
+        fresh.push(rt);
+      }
+    }
+    const ending: Promise<void>[] = [];
+    let removed = 0;
+    for (const [id, { rt }] of byId) {
+      if (next.get(id)?.rt !== rt) {
+        ending.push(...retire(rt));
+        if (!next.has(id)) removed++;
+      }
+    }
+    byId = next;
+    const begun = fresh.filter((rt) => rt.rule.enabled);
+    for (const rt of begun) arm(rt);
+    await pinReadTopics();
+    log.info("rules reloaded", { kept, new_or_changed: fresh.length, removed });
+    fireStartup(begun);
+    await Promise.allSettled(ending);
+  };
+
+  const engine: RulesEngine = {
     name: "rules",
     status: (id) => byId.get(id)?.rt.status.view(),
     async start() {
@@ -321,58 +475,48 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       if (typeof more === "string") throw new Error(`invalid rules:\n${more}`);
       for (const rule of more) byId.set(rule.id, { rt: compile(rule), text: stableText(rule) });
       const enabled = [...byId.values()].map((x) => x.rt).filter((rt) => rt.rule.enabled);
-      for (const rt of enabled) arm(rt);
-      await pinReadTopics();
+      const runs = loadSaved();
+      starting = true;
+      try {
+        for (const rt of enabled) arm(rt);
+        await pinReadTopics();
+      } finally {
+        starting = false;
+      }
+      for (const [, s] of savedFor) log.info("saved rule timer dropped", { rule: s.rule, kind: "for", why: "its trigger no longer waits" });
+      savedFor.clear();
       accepting = true;
       log.info("rules started", { rules: byId.size, enabled: enabled.length, subscriptions: index.size, time_zone: zone.name });
+      // What was pending at the last stop first (overdue ones once, now), then startup triggers.
+      resumeRuns(runs);
+      const late = deferred;
+      deferred = [];
+      for (const f of late) f();
       fireStartup(enabled);
+      book.changed();
+      if (deps.watchRules !== undefined && deps.loadRules !== undefined) {
+        try {
+          unwatch = deps.watchRules(fileChanged);
+        } catch (err) {
+          log.warn("cannot watch the rules files; SIGHUP still reloads them", { error: err });
+        }
+      }
     },
-    /**
-     * Re-reads the rules files (SIGHUP). Invalid files: the old rules keep running and every problem
-     * is logged with its file:line:col. Valid: unchanged rules keep their state, pending `for`
-     * timers and runs; changed and removed ones are stopped; changed and new ones start (and their
-     * startup triggers fire).
-     */
-    async reload() {
-      if (deps.loadRules === undefined) return;
-      const more = loadMore();
-      if (typeof more === "string") {
-        log.error("rules not reloaded: the old rules keep running", { problems: more });
-        return;
-      }
-      const next = new Map<string, { rt: RuleRuntime; text: string }>();
-      const fresh: RuleRuntime[] = [];
-      let kept = 0;
-      for (const rule of [...deps.rules, ...more]) {
-        const text = stableText(rule);
-        const old = byId.get(rule.id);
-        if (old !== undefined && old.text === text) {
-          next.set(rule.id, old);
-          kept++;
-        } else {
-          const rt = compile(rule);
-          next.set(rule.id, { rt, text });
-          fresh.push(rt);
-        }
-      }
-      const ending: Promise<void>[] = [];
-      let removed = 0;
-      for (const [id, { rt }] of byId) {
-        if (next.get(id)?.rt !== rt) {
-          ending.push(...retire(rt));
-          if (!next.has(id)) removed++;
-        }
-      }
-      byId = next;
-      const starting = fresh.filter((rt) => rt.rule.enabled);
-      for (const rt of starting) arm(rt);
-      await pinReadTopics();
-      log.info("rules reloaded", { kept, new_or_changed: fresh.length, removed });
-      fireStartup(starting);
-      await Promise.allSettled(ending);
+    /** SIGHUP, or a rules file changed: one reload at a time, in order. */
+    reload() {
+      const next = reloading.then(reloadNow, reloadNow);
+      reloading = next.catch((err: unknown) => log.error("rules reload failed", { error: err }));
+      return next;
     },
     async stop() {
       accepting = false;
+      unwatch?.();
+      unwatch = undefined;
+      quiet?.();
+      quiet = undefined;
+      await reloading;
+      // Saved before the runs are cancelled: stopping is not a reason to forget them.
+      book.freeze();
       const ending: Promise<void>[] = [];
       for (const { rt } of byId.values()) ending.push(...retire(rt));
       await Promise.allSettled(ending);
@@ -380,4 +524,5 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       await Promise.allSettled([...subscribing]);
     },
   };
+  return engine;
 }

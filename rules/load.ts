@@ -4,6 +4,8 @@
 // Rules in files take no ${ENV} substitution and no *_file secrets: those are the config's.
 import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
+import type { Cancel, Logger } from "../hub/contracts.js";
+import { sunTriggerPaths } from "./describe.js";
 import { type Rule, rulesSchema } from "./schema.js";
 
 export interface RuleProblem {
@@ -127,7 +129,7 @@ export function parseYamlWith<T>(schema: z.ZodType<T>, text: string, file: strin
  * Every rules file of `dir` (sorted by name), checked together: ids must be unique across the files
  * and with `others` (the config's own rules).
  */
-export function loadRulesDir(dir: string, fs: RulesFs, others: readonly Rule[] = []): RulesLoad {
+export function loadRulesDir(dir: string, fs: RulesFs, others: readonly Rule[] = [], opts: { hasLocation?: boolean } = {}): RulesLoad {
   let names: string[];
   try {
     names = fs.readdir(dir).filter((n) => /\.ya?ml$/.test(n) && !n.startsWith(".")).sort();
@@ -152,10 +154,16 @@ export function loadRulesDir(dir: string, fs: RulesFs, others: readonly Rule[] =
       problems.push(...r.problems);
       continue;
     }
+    if (opts.hasLocation === false) {
+      for (const at of sunTriggerPaths(r.rules)) {
+        const { line, col } = positionOf(text, [...at, "trigger"]);
+        problems.push({ file, line, col, path: `${pathText([...at, "trigger"])}`, message: SUN_NEEDS_LOCATION });
+      }
+    }
     r.rules.forEach((rule, i) => {
       const first = ids.get(rule.id);
       if (first !== undefined) {
-        const { line, col } = positionOfId(text, i);
+        const { line, col } = positionOf(text, [i, "id"]);
         problems.push({ file, line, col, path: `[${i}].id`, message: `expected an id not used by another rule (also in ${first}), found ${JSON.stringify(rule.id)}` });
       } else ids.set(rule.id, file);
       rules.push(rule);
@@ -164,14 +172,40 @@ export function loadRulesDir(dir: string, fs: RulesFs, others: readonly Rule[] =
   return problems.length > 0 ? { ok: false, problems } : { ok: true, rules };
 }
 
-function positionOfId(text: string, index: number): { line: number; col: number } {
+/** Said of a sun trigger when the config has no location (here and by `hub check`). */
+export const SUN_NEEDS_LOCATION = "expected location: { latitude, longitude } in the config for a sun trigger, found no location";
+
+function positionOf(text: string, path: Path): { line: number; col: number } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines });
-  const node = doc.getIn([index, "id"], true) as { range?: [number, number, number] } | undefined;
+  const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
   return lines.linePos(node?.range?.[0] ?? 0);
 }
 
 /** One line per problem: `file:line:col: path: message`. */
 export function formatRuleProblems(problems: readonly RuleProblem[]): string {
   return problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path === "" ? "" : `${p.path}: `}${p.message}`).join("\n");
+}
+
+/** A rules file name: what loadRulesDir reads (editors' hidden temp and swap files are not). */
+const RULES_FILE = /^[^.].*\.ya?ml$/;
+
+/** The part of node:fs's watch() used here (injected: rules/ does no I/O of its own). */
+export type WatchFn = (
+  dir: string,
+  listener: (event: string, name: string | Buffer | null) => void,
+) => { close(): void; on(event: "error", fn: (err: Error) => void): unknown };
+
+/**
+ * Calls `changed` when a rules file of `dir` is created, changed, renamed or removed. The watch is on
+ * the directory, not the files, because editors save by writing a new file and renaming it over
+ * the old one. A watch that fails later (the directory removed) is logged; SIGHUP still reloads.
+ */
+export function watchRulesDir(dir: string, changed: () => void, log: Logger, watch: WatchFn): Cancel {
+  const w = watch(dir, (_event, name) => {
+    const n = name === null ? null : String(name);
+    if (n === null || RULES_FILE.test(n)) changed();
+  });
+  w.on("error", (err) => log.warn("stopped watching the rules directory; SIGHUP still reloads it", { dir, error: err.message }));
+  return () => w.close();
 }

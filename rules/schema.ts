@@ -362,6 +362,12 @@ export const ruleSchema = z
       .max(1000, { error: "an integer 1..1000" })
       .default(10)
       .describe("queued: most runs waiting; parallel: most runs at once. Triggers beyond it are dropped (and logged)."),
+    on_restart: z
+      .enum(["resume", "drop"])
+      .default("resume")
+      .describe(
+        "Pending `for` timers and runs waiting in a delay or wait when the hub stops: resume them after a restart (one due meanwhile fires once, at start) or drop them.",
+      ),
     triggers: z.array(triggerSchema, { error: "a list of triggers" }).min(1, { error: "at least one trigger" }).describe("Any of these starts the rule."),
     conditions: conditions().default([]).describe("All must be true when a trigger fires, or the rule does not run."),
     actions: actions().describe("What the rule does, in order."),

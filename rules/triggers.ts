@@ -41,6 +41,17 @@ export interface TriggerHost {
 export type TriggerVars = { [k: string]: Value };
 export type Fire = (trigger: TriggerVars) => void;
 
+/**
+ * Makes a rule trigger's pending `for` durable (rules/timers.ts). Not given for a `wait` action's
+ * triggers: a paused run re-arms those afresh when it resumes.
+ */
+export interface ForKeeper {
+  /** The `for` that was pending when the hub stopped (asked once, when the trigger is armed). */
+  resume(): { vars: TriggerVars; due: number } | undefined;
+  /** Records a pending `for` until it fires or is cancelled; the Cancel forgets it. */
+  hold(vars: TriggerVars, due: number): Cancel;
+}
+
 /** A scheduled time noticed later than this (a jump of the wall clock, a suspend) is skipped, not fired. */
 export const CATCH_UP_MS = 60_000;
 /** Schedules re-check the wall clock at least this often, so a clock that jumps is noticed. */
@@ -48,7 +59,7 @@ const WAKE_MS = 60_000;
 
 const pick = (path: DataPath | undefined, v: Value): Value => (path === undefined ? v : valueAt(v, path));
 
-export function armTrigger(t: Trigger, index: number, host: TriggerHost, fire: Fire): Cancel {
+export function armTrigger(t: Trigger, index: number, host: TriggerHost, fire: Fire, keeper?: ForKeeper): Cancel {
   const id = t.id ?? String(index);
   switch (t.trigger) {
     case "mqtt": {
@@ -61,9 +72,9 @@ export function armTrigger(t: Trigger, index: number, host: TriggerHost, fire: F
       });
     }
     case "state":
-      return armState(t, id, host, fire);
+      return armState(t, id, host, fire, keeper);
     case "numeric":
-      return armNumeric(t, id, host, fire);
+      return armNumeric(t, id, host, fire, keeper);
     case "cron": {
       const schedule = parseCron(t.cron);
       const z = t.time_zone === undefined ? host.zone : makeZone(t.time_zone);
@@ -87,32 +98,62 @@ export function armTrigger(t: Trigger, index: number, host: TriggerHost, fire: F
 type StateTrigger = Extract<Trigger, { trigger: "state" }>;
 type NumericTrigger = Extract<Trigger, { trigger: "numeric" }>;
 
-function armState(t: StateTrigger, id: string, host: TriggerHost, fire: Fire): Cancel {
+/** Waits until wall-clock `due` (at once if it has passed), recorded by the keeper meanwhile. */
+function forTimer(host: TriggerHost, keeper: ForKeeper | undefined, vars: TriggerVars, due: number, done: () => void): Cancel {
+  const forget = keeper?.hold(vars, due);
+  const timer = host.clock.after(Math.max(0, due - host.clock.now()), () => {
+    forget?.();
+    done();
+  });
+  return () => {
+    timer();
+    forget?.();
+  };
+}
+
+function armState(t: StateTrigger, id: string, host: TriggerHost, fire: Fire, keeper?: ForKeeper): Cancel {
   const path = t.value === undefined ? undefined : parsePath(t.value);
   const start = host.cached(t.topic);
   let known = start !== undefined;
   let last: Value = start === undefined ? null : pick(path, start.value);
   let pending: Cancel | undefined;
+  const wait = (vars: TriggerVars, due: number) => {
+    pending = forTimer(host, keeper, vars, due, () => {
+      pending = undefined;
+      fire(vars);
+    });
+  };
+  // A `for` pending when the hub stopped resumes, unless the value known now says it no longer holds.
+  const saved = t.for === undefined ? undefined : keeper?.resume();
+  let resumed = false;
+  if (saved !== undefined && (start === undefined || toText(last) === toText(saved.vars.to ?? null))) {
+    known = true;
+    last = saved.vars.to ?? null;
+    resumed = true;
+    wait(saved.vars, saved.due);
+  }
   const stopListening = host.listen(t.topic, (topic, entry, initial) => {
     const v = pick(path, entry.value);
     const wasKnown = known;
     const prev = last;
     known = true;
     last = v;
+    const firstAfterResume = resumed;
+    resumed = false;
     if (wasKnown && toText(prev) === toText(v)) return; // the same value again is not a change
     if (initial && !wasKnown) return; // the value at startup: a baseline
     pending?.();
     pending = undefined;
+    // The value at startup differs from the one the resumed `for` waited on: it did not hold. A
+    // baseline still, so it fires nothing.
+    if (initial && firstAfterResume) return;
     if (t.from !== undefined && !(wasKnown && matchesValue(t.from, prev))) return;
     if (t.to !== undefined && !matchesValue(t.to, v)) return;
     const vars: TriggerVars = { kind: "state", id, topic, from: wasKnown ? prev : null, to: v, value: v, payload: entry.value, raw: entry.text };
     if (t.for === undefined) fire(vars);
     else {
       vars.for_ms = t.for;
-      pending = host.clock.after(t.for, () => {
-        pending = undefined;
-        fire(vars);
-      });
+      wait(vars, host.clock.now() + t.for);
     }
   });
   return () => {
@@ -121,7 +162,7 @@ function armState(t: StateTrigger, id: string, host: TriggerHost, fire: Fire): C
   };
 }
 
-function armNumeric(t: NumericTrigger, id: string, host: TriggerHost, fire: Fire): Cancel {
+function armNumeric(t: NumericTrigger, id: string, host: TriggerHost, fire: Fire, keeper?: ForKeeper): Cancel {
   const path = t.value === undefined ? undefined : parsePath(t.value);
   const h = t.hysteresis;
   const enters = (n: number) => (t.above === undefined || n > t.above) && (t.below === undefined || n < t.below);
@@ -131,31 +172,43 @@ function armNumeric(t: NumericTrigger, id: string, host: TriggerHost, fire: Fire
   const start = host.cached(t.topic);
   const n0 = start === undefined ? null : numberOf(start);
   let inside: boolean | undefined = start === undefined ? undefined : n0 !== null && enters(n0);
-  let latest: { topic: string; entry: Cached; n: number } | undefined;
+  let latest: { topic: string; payload: Value; raw: string; n: number } | undefined;
   let pending: Cancel | undefined;
   const vars = (): TriggerVars => {
     const l = latest!;
-    const v: TriggerVars = { kind: "numeric", id, topic: l.topic, value: l.n, payload: l.entry.value, raw: l.entry.text };
+    const v: TriggerVars = { kind: "numeric", id, topic: l.topic, value: l.n, payload: l.payload, raw: l.raw };
     if (t.above !== undefined) v.above = t.above;
     if (t.below !== undefined) v.below = t.below;
     if (t.for !== undefined) v.for_ms = t.for;
     return v;
   };
+  // Fires with the latest value when the time is up.
+  const wait = (due: number) => {
+    pending = forTimer(host, keeper, vars(), due, () => {
+      pending = undefined;
+      fire(vars());
+    });
+  };
+  // A `for` pending when the hub stopped resumes as if the value were still inside; the value at
+  // startup (if any) then decides, through the hysteresis, whether it still is.
+  const saved = t.for === undefined ? undefined : keeper?.resume();
+  const sv = saved?.vars;
+  if (sv !== undefined && typeof sv.value === "number" && typeof sv.topic === "string" && (n0 === null ? start === undefined : stays(n0))) {
+    inside = true;
+    latest = { topic: sv.topic, payload: sv.payload ?? null, raw: typeof sv.raw === "string" ? sv.raw : String(sv.value), n: sv.value };
+    wait(saved!.due);
+  }
   const stopListening = host.listen(t.topic, (topic, entry, initial) => {
     const n = numberOf(entry);
     const was = inside;
     // Not a number (e.g. "unavailable") counts as outside the range.
     const now = n !== null && (was === true ? stays(n) : enters(n));
     inside = now;
-    if (n !== null) latest = { topic, entry, n };
+    if (n !== null) latest = { topic, payload: entry.value, raw: entry.text, n };
     if (initial && was === undefined) return; // the value at startup: a baseline
     if (now && was !== true) {
       if (t.for === undefined) fire(vars());
-      else
-        pending = host.clock.after(t.for, () => {
-          pending = undefined;
-          fire(vars());
-        });
+      else wait(host.clock.now() + t.for);
     } else if (!now && was === true) {
       pending?.();
       pending = undefined;

@@ -14,6 +14,11 @@ export interface GpioInputOptions {
   debounceMs?: number;
   /** Active when the pin is low (a button to ground with a pull-up). */
   activeLow?: boolean;
+  /**
+   * Internal pull-up, for backends that can set one (MCP23017: default on). sysfs cannot: on the
+   * Pi's own pins pulls come from the wiring or config.txt, and the config refuses this option there.
+   */
+  pullUp?: boolean;
 }
 
 export interface GpioOutputOptions {

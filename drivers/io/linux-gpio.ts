@@ -38,7 +38,7 @@ function code(err: unknown): string | undefined {
   return typeof err === "object" && err !== null && "code" in err ? String((err as { code: unknown }).code) : undefined;
 }
 
-async function importOnoff(): Promise<OnoffGpioClass> {
+export async function importOnoff(): Promise<OnoffGpioClass> {
   let mod: { Gpio?: OnoffGpioClass; default?: { Gpio?: OnoffGpioClass } };
   try {
     mod = (await import("onoff")) as typeof mod;

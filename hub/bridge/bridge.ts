@@ -1,11 +1,13 @@
 // One uplink to an upstream ("cloud") broker, as a Service: local messages matching an out/both rule
 // are appended to the durable queue (queue.ts) before anything else, then drained upstream in order
-// with at most `max_inflight` unacknowledged; a row is removed when the remote acknowledged it
+// with at most `max_inflight` unacknowledged (after a reconnect with a backlog, a quarter of them
+// are kept for live messages on topics with nothing queued: live-lane.ts); a row is removed when the remote acknowledged it
 // (QoS 1/2) or it was written to the socket (QoS 0). Inbound messages are published locally with
 // the mapped topic and QoS, and acknowledged upstream only after that.
 // - One MQTT.js client for the bridge's life, reconnected by us (backoff with full jitter through the
 //   Clock, failover over the address list). With clean_start: false it keeps its in-flight packets
-//   across reconnects and resends them with the same packet ids, so QoS 2 stays exactly-once.
+//   across reconnects and resends them with the same packet ids, so QoS 2 stays exactly-once; the
+//   QoS 2 part of that state is also on disk (session-store.ts), so it holds across a hub crash too.
 // - Loop prevention for `both`: remote subscriptions use No Local (MQTT 5), and every message we
 //   publish locally carries the user property `hub-bridge: <name>`; marked messages never go up.
 //   A bus that drops properties is covered by remembering what we just published (echo check).
@@ -16,8 +18,11 @@ import { join } from "node:path";
 import type { IClientPublishOptions, IConnackPacket, IPublishPacket, ISubscriptionMap, MqttClient } from "mqtt";
 import type { Bus, Cancel, Clock, Logger, Message, QoS, Service } from "../contracts.js";
 import { backoffDelay, clientOptions, explain, openStream, readTlsMaterial, type Server, servers, type TlsMaterial } from "./connection.js";
+import { type BridgeStats, bridgeStats, counterPublisher } from "./counters.js";
+import { liveLane } from "./live-lane.js";
 import { compileRules, localFilters, mapInbound, mapOutbound, remoteSubscriptions } from "./mapping.js";
 import { type OutMessage, openQueue, type Queue, type QueuedMessage } from "./queue.js";
+import { openSessionStore, type SessionStore } from "./session-store.js";
 import { downstreamProps, echoMemory, isRefusal, upstreamProps } from "./origin.js";
 import type { BridgeConfig } from "./schema.js";
 
@@ -36,16 +41,7 @@ export interface BridgeDeps {
   hostname?: string;
 }
 
-export interface BridgeStats {
-  online: boolean;
-  queueDepth: number;
-  /** Seconds the oldest queued message has waited; 0 when the queue is empty. */
-  oldestAge: number;
-  sent: number;
-  received: number;
-  dropped: number;
-  reconnects: number;
-}
+export type { BridgeStats };
 
 export interface Bridge extends Service {
   stats(): BridgeStats;
@@ -65,6 +61,7 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
   const v5 = cfg.protocol_version === 5;
 
   let queue: Queue | undefined;
+  let session: SessionStore | undefined;
   let client: MqttClient | undefined;
   let material: TlsMaterial = {};
   let server: Server = addresses[0]!;
@@ -84,11 +81,14 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
   const inflight = new Set<number>();
   let cursor = 0;
   let window = cfg.max_inflight;
+  // Messages sent ahead of a backlog (live-lane.ts); a subset of `inflight`.
+  const lane = liveLane();
+  const liveIds = new Set<number>();
   let drainScheduled = false;
   let sent = 0;
   let received = 0;
   let reconnects = 0;
-  const lastCounters = new Map<string, number>();
+  const publishChanged = counterPublisher(bus, log, base);
   const echoes = echoMemory(cfg.name);
 
   const publishLocal = (topic: string, payload: string, qos: QoS) =>
@@ -118,6 +118,7 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
   const onSent = (id: number, err: Error | undefined) => {
     if (queue === undefined) return;
     inflight.delete(id);
+    liveIds.delete(id);
     if (err === undefined) {
       queue.remove(id);
       sent++;
@@ -127,7 +128,9 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
       queue.countDrop("rejected");
       log.warn("the remote refused a message; dropped", { reason: err.message });
     } else if (id <= cursor) {
-      cursor = id - 1; // not delivered (link lost before it was written): send it again, in order
+      // Not delivered: only a QoS 0 message can fail so ("No connection to broker"); MQTT.js keeps
+      // QoS 1/2 ones and resends them itself. Rewind so drain() sends it again once connected.
+      cursor = id - 1;
     }
     scheduleDrain();
   };
@@ -148,23 +151,39 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
     const id = r.id;
     const opts: IClientPublishOptions = { qos: r.qos, retain: r.retain };
     if (v5 && props !== undefined) opts.properties = props;
+    // MQTT.js stores a QoS 1/2 packet synchronously inside publish(): the session store links it to its row.
+    session?.sending(id);
     c.publish(r.topic, r.payload, opts, (err) => onSent(id, err ?? undefined));
+    session?.sending(undefined);
   };
 
   function drain() {
     drainScheduled = false;
     let budget = DRAIN_BATCH;
-    while (online && client !== undefined && queue !== undefined && inflight.size < window) {
+    // Live messages have a reserved share of the window (so one taken now goes out at once, not
+    // after the backlog); the backlog, in order, has the rest.
+    const room = Math.min(window - inflight.size, lane.share() - liveIds.size);
+    if (room > 0 && online && client?.connected === true && queue !== undefined) {
+      for (const r of lane.take(queue, cursor, room)) {
+        budget--;
+        if (inflight.has(r.id)) continue;
+        liveIds.add(r.id);
+        send(client, queue, r);
+      }
+    }
+    while (online && client?.connected === true && queue !== undefined && inflight.size - liveIds.size < window - lane.share()) {
       if (budget <= 0) {
         scheduleDrain(); // yield to the event loop; go on next turn
         return;
       }
-      const rows = queue.peek(cursor, Math.min(window - inflight.size, budget));
+      const rows = queue.peek(cursor, Math.min(window - lane.share() - (inflight.size - liveIds.size), budget));
       if (rows.length === 0) return;
       budget -= rows.length;
       for (const r of rows) {
         cursor = r.id;
         if (!inflight.has(r.id)) send(client, queue, r);
+        // A send that failed at once rewound the cursor: never move past it in this pass.
+        if (cursor < r.id) return;
       }
     }
   }
@@ -227,6 +246,7 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
     // Leave one of the remote's Receive Maximum slots for our status message.
     const receiveMax = connack.properties?.receiveMaximum ?? 65_535;
     window = Math.max(1, Math.min(cfg.max_inflight, receiveMax - 1));
+    if (queue !== undefined) lane.open(queue, window);
     log.info("uplink online", { url: server.url, session_present: connack.sessionPresent, queued: queue?.depth() ?? 0 });
     void publishLocal(`${base}/status`, "online", 1);
     if (remoteStatus !== undefined) {
@@ -248,6 +268,8 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
       // queued message from the head of the queue on the next connection.
       for (const k of Object.keys(client.outgoing)) delete client.outgoing[Number(k)];
       inflight.clear();
+      liveIds.clear();
+      lane.close();
       cursor = 0;
     }
     if (stopping) return;
@@ -284,40 +306,13 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
 
   // ---- counters ------------------------------------------------------------------------------
 
-  const stats = (): BridgeStats => {
-    const oldest = queue?.oldestAt();
-    const d = queue?.dropped;
-    const dropped = d === undefined ? 0 : d.oldest + d.new + d.superseded + d.expired + d.rejected + d.write_failed;
-    return {
-      online,
-      queueDepth: queue?.depth() ?? 0,
-      oldestAge: oldest === undefined ? 0 : Math.max(0, Math.floor((clock.now() - oldest) / 1000)),
-      sent,
-      received,
-      dropped,
-      reconnects,
-    };
-  };
+  const stats = (): BridgeStats => bridgeStats(queue, clock.now(), { online, sent, received, reconnects });
 
   const publishCounters = () => {
     queue?.expire();
-    const s = stats();
-    const values: [string, number][] = [
-      ["queue_depth", s.queueDepth],
-      ["oldest_age", s.oldestAge],
-      ["sent", s.sent],
-      ["received", s.received],
-      ["dropped", s.dropped],
-      ["reconnects", s.reconnects],
-    ];
-    let changed = false;
-    for (const [k, v] of values) {
-      if (lastCounters.get(k) === v) continue;
-      lastCounters.set(k, v);
-      changed = true;
-      void bus.publish({ topic: `${base}/${k}`, payload: Buffer.from(String(v)), qos: 0, retain: true }).catch(() => {});
-    }
-    if (changed) log.info("counters", { online: s.online, ...Object.fromEntries(values), ...queue?.dropped });
+    const freed = queue?.shrink() ?? 0;
+    if (freed > 0) log.debug("queue file shrunk", { pages: freed });
+    publishChanged(stats(), queue);
   };
 
   return {
@@ -350,16 +345,31 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
         { clock, log, protect: (id) => inflight.has(id), onAppend: scheduleDrain },
       );
       queue = q;
+      const s = openSessionStore(q, { v5, log, keep: !cfg.clean_start });
+      session = cfg.clean_start ? undefined : s;
+      // QoS 2 messages the remote may already have: resumed under their packet ids, never resent as new.
+      for (const f of session?.restored ?? []) inflight.add(f.rowId);
+      if (s.restored.length > 0 && session !== undefined) {
+        log.info("resuming QoS 2 messages in flight before the restart", { publish: s.restored.filter((f) => f.cmd === "publish").length, pubrel: s.restored.filter((f) => f.cmd === "pubrel").length });
+      }
       if (q.depth() > 0) log.info("messages queued before the restart will be sent", { count: q.depth() });
       await publishLocal(`${base}/status`, "offline", 1);
       for (const f of localFilters(rules)) localCancels.push(await bus.subscribe(f, onLocal(f), { qos: 2 }));
       const { MqttClient } = await import("mqtt");
+      const options = clientOptions(cfg, clientId, remoteStatus, clock);
+      if (session !== undefined) options.outgoingStore = session;
       const c = new MqttClient(() => {
         server = addresses[opened++ % addresses.length]!;
         return openStream(server, cfg, material, (err) => {
           lastError = err;
         });
-      }, clientOptions(cfg, clientId, remoteStatus, clock));
+      }, options);
+      for (const f of session?.restored ?? []) {
+        // MQTT.js resends stored packets on connect and calls the callback it finds here when they
+        // complete. A PUBCOMP with an error (v5 0x92: the remote no longer knows the id) still means
+        // it has the message: PUBREC had come back before the restart.
+        c.outgoing[f.messageId] = { volatile: false, cmd: f.cmd, cb: (err) => onSent(f.rowId, f.cmd === "pubrel" ? undefined : (err ?? undefined)) };
+      }
       c.handleMessage = onRemote;
       c.on("connect", onConnect);
       c.on("close", onClose);
@@ -387,6 +397,9 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
       publishCounters();
       queue?.close();
       queue = undefined;
+      session = undefined;
+      lane.close();
+      liveIds.clear();
       inflight.clear();
       cursor = 0;
     },

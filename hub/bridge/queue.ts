@@ -67,13 +67,26 @@ export interface Queue {
   /** False when the file could not be opened and the queue lives in memory only. */
   readonly durable: boolean;
   readonly dropped: Readonly<DropCounts>;
+  /**
+   * The open file, for the bridge's session store (session-store.ts): its table lives in the same
+   * file so that recording a PUBREC and removing the message's row commit in one transaction.
+   */
+  readonly db: Database.Database;
   append(m: OutMessage): void;
   /** Commits pending appends and removals now (otherwise at the end of this event-loop turn). */
   flush(): void;
   /** Up to `limit` messages with id > afterId, oldest first. */
   peek(afterId: number, limit: number): QueuedMessage[];
+  /** The newest message's id (0 when empty). */
+  lastId(): number;
+  /** The distinct topics of the messages with id <= `id`. */
+  topicsUpTo(id: number): Set<string>;
+  /** One message by id (committed rows only). */
+  get(id: number): QueuedMessage | undefined;
   /** The remote has it (or it was written, QoS 0): forget it. Group-committed like append(). */
   remove(id: number): void;
+  /** Like remove(), but now, inside the caller's transaction if one is open. True if it was there. */
+  removeNow(id: number): boolean;
   /** Counts messages dropped outside the queue (refused by the remote, expired before sending). */
   countDrop(reason: keyof DropCounts, n?: number): void;
   /** Drops messages older than max_age; returns how many. */
@@ -82,6 +95,8 @@ export interface Queue {
   bytes(): number;
   /** Wall-clock ms of the oldest message, or undefined when empty. */
   oldestAt(): number | undefined;
+  /** Gives free pages (more than 1 MiB of them) back to the file system; returns the pages freed. */
+  shrink(): number;
   close(): void;
 }
 
@@ -126,7 +141,14 @@ function isCorruption(err: unknown): boolean {
 function openFile(path: string, o: QueueOptions): Database.Database {
   const db = new Database(path);
   try {
+    // Free pages go back to the file system (shrink()) after a long outage's backlog has drained;
+    // must be chosen before the first table exists (a file from before this is converted once).
+    const fresh = db.pragma("page_count", { simple: true }) === 0;
+    db.pragma("auto_vacuum = INCREMENTAL");
+    if (!fresh && db.pragma("auto_vacuum", { simple: true }) !== 2) db.exec("VACUUM");
     db.pragma("journal_mode = WAL");
+    // The -wal file is cut back to this after each checkpoint instead of keeping its largest size.
+    db.pragma("journal_size_limit = 4194304");
     db.pragma(`synchronous = ${o.synchronous === "full" ? "FULL" : "NORMAL"}`);
     const check = db.pragma("quick_check", { simple: true });
     if (check !== "ok") throw new Error(`integrity check failed: ${String(check)}`);
@@ -196,6 +218,9 @@ export function openQueue(path: string, o: QueueOptions, deps: QueueDeps): Queue
   const selLatest = db.prepare<[string], IdSize>("SELECT id, size, at FROM queue WHERE topic = ? AND latest = 1");
   const selOldest = db.prepare<[number, number], IdSize>("SELECT id, size, at FROM queue WHERE id > ? ORDER BY id LIMIT ?");
   const selAfter = db.prepare<[number, number], Row>("SELECT id, at, topic, payload, qos, retain, props FROM queue WHERE id > ? ORDER BY id LIMIT ?");
+  const selOne = db.prepare<[number], Row>("SELECT id, at, topic, payload, qos, retain, props FROM queue WHERE id = ?");
+  const selLast = db.prepare<[], { id: number | null }>("SELECT max(id) AS id FROM queue");
+  const selTopics = db.prepare<[number], { topic: string }>("SELECT DISTINCT topic FROM queue WHERE id <= ?");
   const selHead = db.prepare<[], { at: number }>("SELECT at FROM queue ORDER BY id LIMIT 1");
   const selTotals = db.prepare<[], { n: number; b: number }>("SELECT count(*) AS n, coalesce(sum(size), 0) AS b FROM queue");
 
@@ -305,6 +330,7 @@ export function openQueue(path: string, o: QueueOptions, deps: QueueDeps): Queue
     path,
     durable,
     dropped,
+    db,
     append(m) {
       appends.push(m);
       schedule();
@@ -314,9 +340,28 @@ export function openQueue(path: string, o: QueueOptions, deps: QueueDeps): Queue
       flush();
       return selAfter.all(afterId, limit).map(toMessage);
     },
+    lastId() {
+      flush();
+      return selLast.get()?.id ?? 0;
+    },
+    topicsUpTo(id) {
+      flush();
+      return new Set(selTopics.all(id).map((r) => r.topic));
+    },
+    get(id) {
+      const r = selOne.get(id);
+      return r === undefined ? undefined : toMessage(r);
+    },
     remove(id) {
       removals.push(id);
       schedule();
+    },
+    removeNow(id) {
+      const r = delById.get(id);
+      if (r === undefined) return false;
+      depth--;
+      bytes -= r.size;
+      return true;
     },
     countDrop(reason, n = 1) {
       dropped[reason] += n;
@@ -352,6 +397,19 @@ export function openQueue(path: string, o: QueueOptions, deps: QueueDeps): Queue
     bytes: () => bytes,
     oldestAt() {
       return depth === 0 ? undefined : selHead.get()?.at;
+    },
+    shrink() {
+      if (closed) return 0;
+      try {
+        const free = db.pragma("freelist_count", { simple: true }) as number;
+        if (free < 256) return 0;
+        db.pragma("incremental_vacuum");
+        db.pragma("wal_checkpoint(TRUNCATE)");
+        return free;
+      } catch (err) {
+        log.warn("cannot shrink the bridge queue file", { file: path, error: err });
+        return 0;
+      }
     },
     close() {
       if (closed) return;

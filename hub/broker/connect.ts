@@ -3,6 +3,10 @@
 import { randomBytes } from "node:crypto";
 import type mqtt from "mqtt-packet";
 import type { PublishProperties, QoS } from "../contracts.js";
+import { decideWithoutPasswords } from "./auth/authenticate.js";
+import { dropForbiddenSubscriptions } from "./auth/recheck.js";
+import type { AuthRequest, AuthResult } from "./auth/types.js";
+import { type ConnackProps, encodeConnack } from "./ack-encode.js";
 import type { Connection } from "./connection.js";
 import type { RoutedMessage } from "./publish-encode.js";
 import { RC } from "./reason-codes.js";
@@ -28,7 +32,22 @@ export function messageProperties(p: mqtt.IPublishPacket["properties"] | undefin
   return undefined;
 }
 
-export function handleConnect(c: Connection, p: mqtt.IConnectPacket): void {
+/** What CONNECT asked for, checked; applied once the client is authenticated. */
+interface Accepted {
+  clientId: string;
+  assigned: string | undefined;
+  keepalive: number;
+  serverKeepAlive: number | undefined;
+  will: RoutedMessage | undefined;
+  willDelayMs: number;
+  willExpiry: number | undefined;
+}
+
+/**
+ * Handles CONNECT. Returns a promise while the password is being checked (hashing runs off the event
+ * loop): the connection reads nothing more until it settles (MQTT-3.1.4-5, checklist C13).
+ */
+export function handleConnect(c: Connection, p: mqtt.IConnectPacket): void | Promise<void> {
   const { core } = c;
   const { limits } = core;
   const v = p.protocolVersion;
@@ -93,6 +112,59 @@ export function handleConnect(c: Connection, p: mqtt.IConnectPacket): void {
     willExpiry = wp?.messageExpiryInterval;
   }
 
+  const a: Accepted = { clientId, assigned, keepalive, serverKeepAlive, will, willDelayMs, willExpiry };
+  const auth = core.auth;
+  const l = c.listener;
+  // No authentication configured and an anonymous listener: decided now, as before auth existed.
+  if (auth === undefined && l.allowAnonymous && !l.identityAsUsername) {
+    accept(c, p, a, undefined);
+    return;
+  }
+  const req: AuthRequest = {
+    clientId,
+    username: p.username,
+    password: p.password,
+    address: c.socket.remoteAddress ?? "local",
+    listener: l,
+    certName: c.socket.peerCommonName,
+  };
+  const r = auth === undefined ? decideWithoutPasswords(req, false)! : auth.authenticate(req);
+  if (r instanceof Promise) return r.then((res) => decided(c, p, a, res));
+  decided(c, p, a, r);
+}
+
+function decided(c: Connection, p: mqtt.IConnectPacket, a: Accepted, res: AuthResult): void {
+  if (c.state !== "connecting") return; // the socket closed while the password was checked
+  const { core } = c;
+  if (!res.ok) {
+    core.log.info("connection refused", { client: a.clientId, remote: c.remote, why: res.why });
+    c.fail(res.reason, res.why);
+    return;
+  }
+  const username = res.username;
+  const acl = core.auth?.acl;
+  // A forbidden will is refused at CONNECT, like mosquitto (G6); it is checked again when published.
+  if (a.will !== undefined && acl !== undefined && !acl.canPublish({ clientId: a.clientId, username }, a.will.topic)) {
+    c.fail(RC.NOT_AUTHORIZED, "not authorized to publish the will");
+    return;
+  }
+  // A client id whose session belongs to a user is that user's (C10): nobody else takes it over or
+  // resumes it until the session ends. Refused before anything changes (C9).
+  const owner = core.sessions.get(a.clientId)?.username;
+  if (owner !== undefined && owner !== username) {
+    core.log.info("connection refused: client id belongs to another user", { client: a.clientId, remote: c.remote });
+    c.fail(RC.NOT_AUTHORIZED, "this client id belongs to another user");
+    return;
+  }
+  accept(c, p, a, username);
+}
+
+function accept(c: Connection, p: mqtt.IConnectPacket, a: Accepted, username: string | undefined): void {
+  const { core } = c;
+  const { limits } = core;
+  const v5 = c.protocolVersion === 5;
+  const props = p.properties ?? {};
+  const { clientId, assigned, keepalive, serverKeepAlive, will, willDelayMs, willExpiry } = a;
   // Session takeover (MQTT-3.1.4-2/3): the old connection is closed first, its will handled as on any
   // abnormal close.
   const existing = core.sessions.get(clientId);
@@ -109,8 +181,10 @@ export function handleConnect(c: Connection, p: mqtt.IConnectPacket): void {
   }
   else session.expiryMs = p.clean ? 0 : limits.maxSessionExpiry * 1000;
   if (will) session.will = { msg: will, delayMs: willDelayMs, expirySeconds: willExpiry };
+  session.username = username;
 
   c.clientId = clientId;
+  c.username = username;
   c.session = session;
   c.keepaliveMs = keepalive * 1000;
   c.receiveMaximum = Math.min(props.receiveMaximum ?? 65535, limits.maxInflightOutbound);
@@ -118,11 +192,12 @@ export function handleConnect(c: Connection, p: mqtt.IConnectPacket): void {
   c.aliasOutMax = Math.min(props.topicAliasMaximum ?? 0, 65535);
   c.state = "connected";
   session.link = c;
+  core.store?.sessionSaved(session); // persistent sessions (expiry > 0) are written; clean ones never
   core.stats.clientsConnected++;
   core.stats.clientsTotal++;
 
   if (v5) {
-    const ack: NonNullable<mqtt.IConnackPacket["properties"]> = {
+    const ack: ConnackProps = {
       receiveMaximum: limits.receiveMaximum,
       maximumPacketSize: limits.maxPacketSize,
       topicAliasMaximum: limits.topicAliasMaximum,
@@ -130,10 +205,14 @@ export function handleConnect(c: Connection, p: mqtt.IConnectPacket): void {
     if (assigned) ack.assignedClientIdentifier = assigned;
     if (serverKeepAlive !== undefined) ack.serverKeepAlive = serverKeepAlive;
     if ((props.sessionExpiryInterval ?? 0) > limits.maxSessionExpiry) ack.sessionExpiryInterval = limits.maxSessionExpiry;
-    c.send({ cmd: "connack", sessionPresent: present, reasonCode: 0, properties: ack });
+    c.sendBuffer(encodeConnack(5, present, 0, ack));
   } else {
-    c.send({ cmd: "connack", sessionPresent: present, returnCode: 0 });
+    c.sendBuffer(encodeConnack(c.protocolVersion, present, 0));
   }
   core.log.debug("client connected", { client: clientId, remote: c.remote, v: c.protocolVersion, present });
-  if (present) core.resume(session);
+  if (present) {
+    // G4: subscriptions kept from before are allowed only if the ACL still allows them.
+    if (core.auth?.acl !== undefined) dropForbiddenSubscriptions(core, session);
+    core.resume(session);
+  }
 }

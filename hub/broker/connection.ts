@@ -41,6 +41,11 @@ export interface Socketish extends Duplex {
   remotePort?: number;
   setNoDelay?(noDelay?: boolean): unknown;
   writableLength: number;
+  /**
+   * TLS listeners with require_client_cert: the verified client certificate's subject CN (well-formed
+   * text, checked in tls.ts). With the listener's identityAsUsername it is the user name.
+   */
+  peerCommonName?: string;
 }
 
 /** What every connection of one broker shares. */
@@ -368,13 +373,28 @@ export class Connection implements Link {
     this.lastSeen = core.clock.monotonic();
     const s = this.session;
     switch (p.cmd) {
-      case "connect":
-        handleConnect(this, p);
-        if (this.state === "connected") {
-          this.framer.setProtocol(this.protocolVersion);
-          this.framer.setConnected();
+      case "connect": {
+        const pending = handleConnect(this, p);
+        if (pending === undefined) {
+          this.connectDecided();
+          return;
         }
+        // The password is being checked off the event loop: read nothing more until it is decided,
+        // so nothing behind a refused CONNECT is ever handled (MQTT-3.1.4-5, checklist C13).
+        this.paused = true;
+        this.socket.pause();
+        pending.then(
+          () => {
+            this.connectDecided();
+            this.resumeReading();
+          },
+          (err: unknown) => {
+            core.log.warn("error deciding a CONNECT; closing that client", { remote: this.remote, error: err });
+            this.fail(RC.UNSPECIFIED, "internal error");
+          },
+        );
         return;
+      }
       case "publish":
         handlePublish(this, p);
         return;
@@ -384,7 +404,8 @@ export class Connection implements Link {
       case "pubrec": {
         if (!s) return;
         const r = received(s, p.messageId!, (p.reasonCode ?? 0) >= 0x80);
-        if (r === "pubrel") this.sendPubrel(p.messageId!);
+        // PUBREL only once "PUBREC received" is stored: after a crash we must resend PUBREL, not the PUBLISH.
+        if (r === "pubrel") core.afterCommit(() => this.sendPubrel(p.messageId!));
         else if (r === "done") core.pumpSession(s);
         else if (this.protocolVersion === 5) this.send({ cmd: "pubrel", messageId: p.messageId!, reasonCode: RC.PACKET_ID_NOT_FOUND });
         else this.sendPubrel(p.messageId!);
@@ -392,9 +413,12 @@ export class Connection implements Link {
       }
       case "pubrel": {
         const known = s?.inboundQos2.delete(p.messageId!) ?? false;
+        if (known) core.store?.inboundQos2(s!, p.messageId!, false);
         // Always answered (MQTT-4.3.3-11); v5 says when the id was unknown (F4).
-        if (this.protocolVersion === 5 && !known) this.send({ cmd: "pubcomp", messageId: p.messageId!, reasonCode: RC.PACKET_ID_NOT_FOUND });
-        else this.sendBuffer(ack(PUBCOMP, p.messageId!));
+        // PUBCOMP once the id's release is stored: a forgotten release would swallow the id's next use.
+        const id = p.messageId!;
+        if (this.protocolVersion === 5 && !known) core.afterCommit(() => this.send({ cmd: "pubcomp", messageId: id, reasonCode: RC.PACKET_ID_NOT_FOUND }));
+        else core.afterCommit(() => this.sendBuffer(ack(PUBCOMP, id)));
         return;
       }
       case "pubcomp":
@@ -430,6 +454,12 @@ export class Connection implements Link {
       default:
         this.fail(RC.PROTOCOL_ERROR, `unexpected ${p.cmd} from a client`);
     }
+  }
+
+  private connectDecided(): void {
+    if (this.state !== "connected") return;
+    this.framer.setProtocol(this.protocolVersion);
+    this.framer.setConnected();
   }
 
   /** The fast acks handlers use: PUBACK / PUBREC with success and no properties. */

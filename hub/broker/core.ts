@@ -2,6 +2,7 @@
 // sessions by client id, the subscription tree, retained messages, routing, wills and expiry.
 // Sockets and packets are connection.ts's business; this file never sees bytes.
 import type { Cancel, Clock, Logger, Message, QoS } from "../contracts.js";
+import { type BrokerAuth, type Identity, internalIdentity } from "./auth/types.js";
 import type { RoutedMessage } from "./publish-encode.js";
 import { createRetainedStore, type RetainedStore } from "./retained.js";
 import {
@@ -16,6 +17,8 @@ import {
   resend,
 } from "./session.js";
 import { RC } from "./reason-codes.js";
+import { journaledTree } from "./store/tree.js";
+import type { CoreJournal } from "./store/types.js";
 import { createSubscriptionTree, type SubOptions, type Subscription, type SubscriptionTree } from "./subscriptions.js";
 
 export interface BrokerLimits {
@@ -43,6 +46,8 @@ export interface BrokerLimits {
 export interface LocalSubscriber {
   readonly kind: "local";
   readonly name: string;
+  /** Who this part is for access control (user name `hub:<name>`). */
+  readonly identity: Identity;
   handler: (m: Message) => void;
   routeMark: number;
   routeQos: QoS;
@@ -72,6 +77,17 @@ export interface BrokerCore {
   readonly retained: RetainedStore;
   readonly stats: BrokerStats;
   readonly queueLimits: QueueLimits;
+  /** The durable store's write-behind log (store/); undefined when storage is off. */
+  readonly store: CoreJournal | undefined;
+  /** Runs `run` once the state changes so far are committed (acks wait here); `fail` if that failed. */
+  afterCommit(run: () => void, fail?: () => void): void;
+  /**
+   * Arms the offline timers of a session (will after `willInMs`, end after `expiryInMs`; <= 0: now).
+   * connectionClosed uses it, and the store when it restores sessions with the time already spent offline.
+   */
+  scheduleOffline(s: Session, willInMs: number, expiryInMs: number): void;
+  /** Authentication and access control (auth/); undefined: anonymous clients, everything allowed. */
+  auth: BrokerAuth | undefined;
   /** Routes a message to every matching subscriber and updates the retained store. */
   route(m: RoutedMessage): void;
   /** Subscribes and delivers retained messages per Retain Handling; returns the granted QoS. */
@@ -104,9 +120,9 @@ export interface PausedPublisher {
   resumeReading(): void;
 }
 
-export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger): BrokerCore {
+export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger, store?: CoreJournal): BrokerCore {
   const sessions = new Map<string, Session>();
-  const tree = createSubscriptionTree<Subscriber>();
+  const tree = store ? journaledTree(createSubscriptionTree<Subscriber>(), store) : createSubscriptionTree<Subscriber>();
   const retained = createRetainedStore({ maxMessages: limits.maxRetainedMessages, maxBytes: limits.maxRetainedBytes });
   const stats: BrokerStats = {
     startedAt: clock.now(),
@@ -128,6 +144,21 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
   const congested = new Set<Session>();
   const paused = new Set<PausedPublisher>();
   let routeCongested = false;
+  let auth: BrokerAuth | undefined;
+  // One identity object per publishing session, shared by its retained messages (the ACL caches per object).
+  const publishers = new WeakMap<object, Identity>();
+  const publisherOf = (origin: unknown): Identity | undefined => {
+    const o = origin as { kind?: string; clientId?: string; username?: string; identity?: Identity } | undefined;
+    if (o === undefined) return undefined;
+    if (o.identity !== undefined) return o.identity; // a part of the hub (local-bus.ts)
+    if (o.kind !== "client") return undefined;
+    let id = publishers.get(o);
+    if (id === undefined || id.username !== o.username) {
+      id = { clientId: o.clientId!, username: o.username };
+      publishers.set(o, id);
+    }
+    return id;
+  };
   const resumeAll = () => {
     if (paused.size === 0) return;
     const list = [...paused];
@@ -216,15 +247,20 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
         properties: msg.properties,
         storedAt: clock.monotonic(),
         expiresAt: msg.expiresAt,
+        publisher: auth === undefined ? undefined : publisherOf(msg.origin),
       });
       if (r === "rejected-cap") log.warn("retained store full; message not retained", { topic: msg.topic });
+      else if (store) store.retained(msg.topic, r === "stored" ? retained.get(msg.topic) : undefined);
     }
     mark++;
     current = msg;
     tree.forEachMatch(msg.topic, onMatch);
     current = undefined;
+    // Receive-side check (G10): a subscription may be wider than what its owner may read now.
+    const acl = auth?.acl;
     for (let i = 0; i < matched.length; i++) {
       const s = matched[i]!;
+      if (acl !== undefined && !acl.canReceive(s.kind === "local" ? s.identity : s, msg.topic)) continue;
       const qos = (msg.qos < s.routeQos ? msg.qos : s.routeQos) as QoS; // MQTT-3.8.4-8 downgrade
       // Forwarded messages carry RETAIN=0 unless Retain As Published (MQTT-3.3.1-12/13).
       deliverTo(s, msg, qos, s.routeRetain && msg.retain, s.routeSubIds);
@@ -238,9 +274,20 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
     s.will = undefined;
     s.willTimer?.();
     s.willTimer = undefined;
+    if (s.journal) store?.sessionSaved(s);
+    // Re-authorized when published (G6, G7): the ACL may have changed since CONNECT, or the will
+    // may come from the durable store.
+    if (auth?.acl !== undefined && !auth.acl.canPublish(s, w.msg.topic)) {
+      log.info("will not published: the client may not publish to its topic", { client: s.clientId, topic: w.msg.topic });
+      return;
+    }
     log.debug("publishing will", { client: s.clientId, topic: w.msg.topic });
     if (w.expirySeconds !== undefined) w.msg.expiresAt = clock.monotonic() + w.expirySeconds * 1000;
     route(w.msg);
+    if (auth !== undefined && w.msg.retain) {
+      const r = retained.get(w.msg.topic);
+      if (r !== undefined) r.publisher = publisherOf(s);
+    }
   };
 
   const endSession = (s: Session) => {
@@ -249,6 +296,7 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
     publishWill(s);
     tree.removeAll(s);
     clearSession(s);
+    store?.sessionEnded(s);
     if (sessions.get(s.clientId) === s) sessions.delete(s.clientId);
   };
 
@@ -258,6 +306,17 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
       timers.delete(c);
       c();
     };
+  };
+
+  const scheduleOffline = (s: Session, willInMs: number, expiryInMs: number) => {
+    const w = s.will;
+    if (w) {
+      if (willInMs > 0 && s.expiryMs > 0 && expiryInMs > 0) {
+        s.willTimer = track(clock.after(willInMs, () => publishWill(s)));
+      } else publishWill(s);
+    }
+    if (s.expiryMs === 0 || expiryInMs <= 0) endSession(s);
+    else if (Number.isFinite(expiryInMs)) s.expiryTimer = track(clock.after(expiryInMs, () => endSession(s)));
   };
 
   const pumpSession = (s: Session) => {
@@ -297,6 +356,17 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
     retained,
     stats,
     queueLimits,
+    store,
+    afterCommit(run, fail) {
+      if (store) store.afterCommit(run, fail);
+      else run();
+    },
+    get auth() {
+      return auth;
+    },
+    set auth(a: BrokerAuth | undefined) {
+      auth = a;
+    },
     route,
     endSession,
     subscribe(s, filter, opts, isShared) {
@@ -307,6 +377,12 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
         retained.forEachMatch(
           filter,
           (r) => {
+            const acl = auth?.acl;
+            if (acl !== undefined) {
+              if (!acl.canReceive(s.kind === "local" ? s.identity : s, r.topic)) return;
+              // G3: not replayed once its publisher may no longer write there.
+              if (r.publisher !== undefined && !acl.canPublish(r.publisher, r.topic)) return;
+            }
             const msg: RoutedMessage = {
               topic: r.topic,
               payload: r.payload,
@@ -345,21 +421,16 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
       relieve(s); // an offline session no longer holds publishers back; its queue caps apply
       stats.clientsConnected--;
       if (!publishWillNow) s.will = undefined;
-      const w = s.will;
-      if (w) {
-        if (w.delayMs > 0 && s.expiryMs > 0) {
-          s.willTimer = track(clock.after(w.delayMs, () => publishWill(s)));
-        } else publishWill(s);
-      }
-      if (s.expiryMs === 0) endSession(s);
-      else if (Number.isFinite(s.expiryMs)) s.expiryTimer = track(clock.after(s.expiryMs, () => endSession(s)));
+      store?.sessionSaved(s); // offline since now: expiry and Will Delay count from here across restarts
+      scheduleOffline(s, s.will?.delayMs ?? 0, s.expiryMs);
     },
+    scheduleOffline,
     resume(s) {
       resend(s);
       pumpSession(s);
     },
     localSubscriber(name, handler) {
-      return { kind: "local", name, handler, routeMark: 0, routeQos: 0, routeRetain: false, routeSubIds: undefined };
+      return { kind: "local", name, identity: internalIdentity(name), handler, routeMark: 0, routeQos: 0, routeRetain: false, routeSubIds: undefined };
     },
     close() {
       for (const c of timers) c();

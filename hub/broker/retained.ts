@@ -1,7 +1,7 @@
 // The retained-message store: the last retained PUBLISH per topic (MQTT 5 §3.3.1.3), replayed to new
 // subscriptions. A level trie (`Map`s, so `__proto__` is a plain level) answers wildcard filters
 // by visiting only matching branches; a flat topic index makes get/set O(1) for exact topics.
-// Capped by message count and bytes (H4). In memory only: persistence (store.ts) loads into it and
+// Capped by message count and bytes (H4). In memory; the durable store (store/restore.ts) loads into it and
 // writes through from the broker. Topics are validated by the caller (validTopicName) before `set`.
 
 import type { QoS } from "../contracts.js";
@@ -15,6 +15,11 @@ export interface RetainedMessage {
   storedAt: number;
   /** Monotonic ms after which the message is dropped (MQTT-3.3.2-5); absent: never expires. */
   expiresAt?: number;
+  /**
+   * Who published it, kept when access control is on: a retained message whose publisher has lost
+   * write access is not replayed (mosquitto's check_retain_source; checklist G3).
+   */
+  publisher?: { clientId: string; username?: string | undefined; internal?: boolean };
 }
 
 export type RetainedSetResult = "stored" | "deleted" | "rejected-cap";

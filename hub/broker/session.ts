@@ -10,6 +10,8 @@ export interface Delivery {
   qos: QoS;
   retain: boolean;
   subscriptionIds?: number[];
+  /** Key of this delivery's row in the durable store (store/journal.ts); set once it is journaled. */
+  seq?: number;
 }
 
 export interface InflightEntry extends Delivery {
@@ -37,9 +39,28 @@ export interface Will {
   expirySeconds?: number;
 }
 
+/**
+ * The write-behind log of a persistent session's outbound state (store/journal.ts implements it).
+ * Called after each in-memory change; only for QoS 1/2 deliveries.
+ */
+export interface SessionJournal {
+  /** A delivery entered the queue (no packet id yet). */
+  queued(s: Session, d: Delivery): void;
+  /** A delivery was sent with a packet id (state "publish"), from the queue or directly. */
+  sent(s: Session, e: InflightEntry): void;
+  /** PUBREC received: from now on PUBREL is resent, never the PUBLISH. */
+  released(s: Session, e: InflightEntry): void;
+  /** The delivery is gone: acknowledged, expired, refused or too large. */
+  removed(s: Session, d: Delivery): void;
+  /** Every queued and in-flight delivery is about to be dropped (session end). */
+  cleared(s: Session): void;
+}
+
 export interface Session {
   readonly kind: "client";
   readonly clientId: string;
+  /** The authenticated user that owns this session (auth/): undefined for anonymous clients. */
+  username: string | undefined;
   link: Link | undefined;
   /** Session Expiry Interval in ms; 0 = ends with the connection; Infinity = never. */
   expiryMs: number;
@@ -56,6 +77,12 @@ export interface Session {
   dropped: number;
   /** Monotonic ms since the queue of this online session went over its high-water mark; -1 if not. */
   congestedSince: number;
+  /** Set while the session is written to the durable store (Session Expiry > 0 and storage on). */
+  journal: SessionJournal | undefined;
+  /** Next store key for a delivery of this session. */
+  nextSeq: number;
+  /** Wall-clock ms when the session went offline (expiry and Will Delay count from it); -1 while connected. */
+  offlineAt: number;
   /** Scratch space for routing (see broker.ts): avoids a Map per routed message. */
   routeMark: number;
   routeQos: QoS;
@@ -72,6 +99,7 @@ export function createSession(clientId: string): Session {
   return {
     kind: "client",
     clientId,
+    username: undefined,
     link: undefined,
     expiryMs: 0,
     expiryTimer: undefined,
@@ -86,6 +114,9 @@ export function createSession(clientId: string): Session {
     willTimer: undefined,
     dropped: 0,
     congestedSince: -1,
+    journal: undefined,
+    nextSeq: 1,
+    offlineAt: -1,
     routeMark: 0,
     routeQos: 0,
     routeRetain: false,
@@ -137,6 +168,7 @@ export function enqueue(s: Session, d: Delivery, limits: QueueLimits): boolean {
   s.queue.push(d);
   s.queuedBytes += size;
   if (d.qos === 0) s.queuedQos0++;
+  else s.journal?.queued(s, d);
   return true;
 }
 
@@ -185,10 +217,14 @@ function trySend(s: Session, link: Link, d: Delivery): boolean {
   if (s.inflight.size >= link.receiveMaximum) return false; // MQTT-3.3.4-9
   const id = allocateId(s);
   // Explicit fields, not a spread: this runs once per QoS > 0 delivery.
-  const entry: InflightEntry = { msg: d.msg, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds, id, state: "publish" };
+  const entry: InflightEntry = { msg: d.msg, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds, seq: d.seq, id, state: "publish" };
   s.inflight.set(id, entry);
   // Too large for the client: discarded as if sent (MQTT-3.1.2-25), so the flow goes on.
-  if (!link.sendPublish(d, id, false)) s.inflight.delete(id);
+  if (link.sendPublish(d, id, false)) s.journal?.sent(s, entry);
+  else {
+    s.inflight.delete(id);
+    s.journal?.removed(s, entry);
+  }
   return true;
 }
 
@@ -213,6 +249,7 @@ export function pump(s: Session, now: number): void {
     const d = s.queue[s.queueHead]!;
     if (expired(d, now)) {
       shift(s);
+      if (d.qos > 0) s.journal?.removed(s, d);
       continue;
     }
     if (!trySend(s, link, d)) return;
@@ -226,7 +263,10 @@ export function resend(s: Session): void {
   if (!link) return;
   for (const e of s.inflight.values()) {
     if (e.state === "pubrel") link.sendPubrel(e.id);
-    else if (!link.sendPublish(e, e.id, true)) s.inflight.delete(e.id);
+    else if (!link.sendPublish(e, e.id, true)) {
+      s.inflight.delete(e.id);
+      s.journal?.removed(s, e);
+    }
   }
 }
 
@@ -236,6 +276,7 @@ export function complete(s: Session, id: number, expect: "puback" | "pubcomp"): 
   if (!e) return false;
   if (expect === "puback" ? e.qos !== 1 : e.state !== "pubrel") return false;
   s.inflight.delete(id);
+  s.journal?.removed(s, e);
   return true;
 }
 
@@ -246,14 +287,17 @@ export function received(s: Session, id: number, failed: boolean): "pubrel" | "d
   if (failed) {
     // v5 PUBREC with a reason code >= 0x80 ends the flow (MQTT-4.3.3-4 note, §3.5.2.1).
     s.inflight.delete(id);
+    s.journal?.removed(s, e);
     return "done";
   }
   e.state = "pubrel";
+  s.journal?.released(s, e);
   return "pubrel";
 }
 
 /** Drops all queued and in-flight state (clean start or session end). */
 export function clearSession(s: Session): void {
+  s.journal?.cleared(s);
   s.inflight.clear();
   s.queue = [];
   s.queueHead = 0;

@@ -1,7 +1,11 @@
 // Cross-field checks a per-field schema cannot express: unique device names, unique listener
 // addresses, ranges that must nest. They run on a config that already passed the schema; the loader
 // turns each problem's path into file:line:col.
-import type { Config } from "./schema.js";
+import { sunTriggerPaths } from "../../rules/describe.js";
+import { listenerProblems } from "../broker/listener-check.js";
+import type { ReadFile } from "../broker/tls.js";
+import { checkGpio } from "./check-gpio.js";
+import type { Config, ListenerConfig } from "./schema.js";
 
 export interface CheckProblem {
   path: (string | number)[];
@@ -9,7 +13,8 @@ export interface CheckProblem {
   found: string;
 }
 
-export function checkConfig(config: Config): CheckProblem[] {
+/** `readFile` (optional): also check that files the config names (TLS certificates) are usable. */
+export function checkConfig(config: Config, deps: { readFile?: ReadFile } = {}): CheckProblem[] {
   const problems: CheckProblem[] = [];
 
   const devices = new Map<string, number>();
@@ -37,7 +42,7 @@ export function checkConfig(config: Config): CheckProblem[] {
   // Two devices on one GPIO line would fight over it (the second export fails or reconfigures it).
   const pins = new Map<number, number>();
   config.devices.forEach((d, i) => {
-    if (d.type !== "gpio_input" && d.type !== "gpio_output") return;
+    if ((d.type !== "gpio_input" && d.type !== "gpio_output") || d.expander !== undefined) return; // expander pins: check-gpio.ts
     const first = pins.get(d.pin);
     if (first === undefined) pins.set(d.pin, i);
     else {
@@ -80,6 +85,8 @@ export function checkConfig(config: Config): CheckProblem[] {
     }
   });
 
+  problems.push(...checkGpio(config));
+
   // Port 0 asks the OS for a free port, so two of them never clash.
   const listeners = new Map<string, number>();
   config.broker.listeners.forEach((l, i) => {
@@ -98,13 +105,15 @@ export function checkConfig(config: Config): CheckProblem[] {
 
   // Security by default: no anonymous access from the network unless the config says so.
   config.broker.listeners.forEach((l, i) => {
-    if (l.allow_anonymous === undefined && !isLoopback(l.host)) {
+    if (l.allow_anonymous === undefined && !isLoopback(l.host) && !listenerHasAuthentication(l, config)) {
       problems.push({
         path: ["broker", "listeners", i, "host"],
-        expected: "a loopback address (127.0.0.1, ::1), or allow_anonymous: true on this listener (no user accounts yet)",
+        expected:
+          "a loopback address (127.0.0.1, ::1), authentication (broker.auth.passwd_file, or tls.require_client_cert with tls.identity_as_username), or allow_anonymous: true",
         found: `${l.host}, reachable from the network without authentication`,
       });
     }
+    for (const p of listenerProblems(l, deps.readFile)) problems.push({ ...p, path: ["broker", "listeners", i, ...p.path] });
   });
 
   const ext = config.broker.external;
@@ -127,7 +136,24 @@ export function checkConfig(config: Config): CheckProblem[] {
       });
     }
   }
+  // A sun trigger without a location could only fail when the rule starts: report it here instead.
+  if (config.location === undefined) {
+    for (const at of sunTriggerPaths(config.rules)) {
+      problems.push({ path: ["rules", ...at, "trigger"], expected: "location: { latitude, longitude } in the config for a sun trigger", found: "no location" });
+    }
+  }
   return problems;
+}
+
+/**
+ * Whether clients of this listener must prove who they are, so it may face the network without
+ * allow_anonymous: a client certificate that names the user, or user accounts from a password file
+ * (anonymous clients are then refused there: allow_anonymous defaults to false off loopback).
+ */
+export function listenerHasAuthentication(l: ListenerConfig, config: Config): boolean {
+  if (config.broker.auth?.passwd_file !== undefined) return true;
+  const secure = l.protocol === "mqtts" || l.protocol === "wss";
+  return secure && l.tls?.require_client_cert === true && l.tls.identity_as_username === true;
 }
 
 export function isLoopback(host: string): boolean {

@@ -83,7 +83,8 @@ export function loadConfigText(text: string, file: string, deps: LoadDeps): Load
   if (!parsed.success) {
     for (const iss of parsed.error.issues) issueProblems(iss, raw, ctx);
   } else {
-    for (const p of checkConfig(parsed.data)) add(ctx, valueOffset(ctx, p.path), p.path, p.expected, p.found);
+    // With the loader's readFile, so `hub check` also finds unreadable or empty TLS files.
+    for (const p of checkConfig(parsed.data, { readFile: ctx.deps.readFile })) add(ctx, valueOffset(ctx, p.path), p.path, p.expected, p.found);
   }
   if (ctx.problems.length > 0 || !parsed.success) {
     return { ok: false, problems: ctx.problems.sort(byPosition) };

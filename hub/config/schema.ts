@@ -4,7 +4,12 @@
 import { z } from "zod";
 import { duration } from "./duration.js";
 import { bridgesSchema } from "../bridge/schema.js";
+import { listenerSchema } from "../broker/listener-schema.js";
+import { authSchema } from "../broker/auth/schema.js";
+import { storageSchema } from "../broker/store/schema.js";
 import { locationSchema, rulesSchema } from "../../rules/schema.js";
+import { arduinoShape, checkArduino } from "../../drivers/arduino/schema.js";
+import { expanderField, gpioSchema, HTU21D_DESCRIPTION, htu21dResolution, pullUpField } from "./hardware-schema.js";
 
 /**
  * Fields that hold secrets. Each may instead be given as `<field>_file: /path` (the loader reads the
@@ -35,20 +40,6 @@ const baseTopic = z
   .regex(/^[^$+#/\u0000]([^+#\u0000]*[^+#/\u0000])?$/, {
     error: "an MQTT topic without wildcards (+ #), without a leading $ and without a leading or trailing /",
   });
-
-const listenerSchema = z
-  .strictObject({
-    host: nonEmpty("a host name or IP address").describe("Address to listen on, e.g. 127.0.0.1, ::1 or 0.0.0.0."),
-    port: int(0, 65535).describe("TCP port; 1883 is MQTT's. 0 picks a free port (for tests)."),
-    protocol: z.enum(["mqtt"]).default("mqtt").describe("Protocol spoken on this port: mqtt (MQTT 3.1.1 and 5.0 over TCP)."),
-    allow_anonymous: z
-      .boolean({ error: "true or false" })
-      .optional()
-      .describe(
-        "Let clients connect without a user name and password. Default: true on loopback addresses, false elsewhere. User accounts are not built yet, so a listener on a network address must say allow_anonymous: true to start.",
-      ),
-  })
-  .describe("One address the embedded broker listens on.");
 
 const tlsSchema = z
   .strictObject({
@@ -124,7 +115,7 @@ const brokerSchema = z
   .strictObject({
     listeners: z
       .array(listenerSchema, { error: "a list of listeners" })
-      .default([
+      .prefault([
         { host: "127.0.0.1", port: 1883, protocol: "mqtt" },
         { host: "::1", port: 1883, protocol: "mqtt" },
       ])
@@ -132,6 +123,8 @@ const brokerSchema = z
     external: externalSchema.optional(),
     sys_interval: duration().prefault("10s").describe("How often $SYS/ statistics are published; 0s disables them."),
     limits: limitsSchema.prefault({}),
+    auth: authSchema.optional(),
+    storage: storageSchema.prefault({}),
   })
   .describe("The MQTT broker the hub's parts talk through.");
 
@@ -216,6 +209,8 @@ export const gpioInputSchema = deviceType(
       )
       .optional()
       .describe("What is wired, for Home Assistant (motion, door, window, occupancy, ...). Omit for a plain button."),
+    expander: expanderField,
+    pull_up: pullUpField,
   },
 );
 
@@ -242,6 +237,7 @@ export const gpioOutputSchema = deviceType(
       .enum(["switch", "outlet"], { error: "switch or outlet" })
       .optional()
       .describe("How Home Assistant shows it: switch or outlet. Default: switch."),
+    expander: expanderField,
   },
 );
 
@@ -306,6 +302,13 @@ export const aht20Schema = deviceType("aht20", "Aosong AHT20 on I2C: temperature
   address: i2cAddress([0x38], "Fixed."),
 });
 
+export const htu21dSchema = deviceType("htu21d", HTU21D_DESCRIPTION, {
+  interval: sensorInterval(),
+  bus: i2cBus(),
+  address: i2cAddress([0x40], "Fixed."),
+  resolution: htu21dResolution,
+});
+
 export const bh1750Schema = deviceType("bh1750", "ROHM BH1750 on I2C: illuminance, published as lux (lx).", {
   interval: sensorInterval(),
   bus: i2cBus(),
@@ -362,6 +365,12 @@ export const ds18b20Schema = deviceType("ds18b20", "Maxim DS18B20 1-Wire thermom
     .describe("Directory of 1-Wire devices. Default: /sys/bus/w1/devices (with hardware: simulate, the simulator's)."),
 });
 
+export const arduinoSchema = deviceType(
+  "arduino",
+  "An Arduino on a USB serial port, running a HubLink sketch (protocol: hubproto) or StandardFirmata (protocol: firmata). Its sensors are published on <base_topic>/<name>/<channel>, its outputs obey <base_topic>/<name>/<channel>/set; it survives unplugging.",
+  arduinoShape(duration),
+).superRefine(checkArduino);
+
 /** Every device type the config accepts. */
 export const deviceSchemas = [
   simulatedSensorSchema,
@@ -372,9 +381,11 @@ export const deviceSchemas = [
   sht3xSchema,
   sht4xSchema,
   aht20Schema,
+  htu21dSchema,
   bh1750Schema,
   ads1115Schema,
   ds18b20Schema,
+  arduinoSchema,
 ] as const;
 export const deviceSchema = z.discriminatedUnion("type", deviceSchemas).describe("A device, by type.");
 
@@ -410,12 +421,13 @@ export const configSchema = z
     broker: brokerSchema.prefault({}),
     devices: z.array(deviceSchema, { error: "a list of devices" }).default([]).describe("Devices the hub reads and drives."),
     homeassistant: homeAssistantSchema.prefault({}),
+    gpio: gpioSchema.prefault({}),
     bridges: bridgesSchema,
     location: locationSchema.optional(),
     rules: rulesSchema.default([]).describe("Automations: when a trigger fires and the conditions hold, run the actions (see rules/examples/)."),
     rules_dir: nonEmpty("a directory path")
       .optional()
-      .describe("Directory whose *.yaml files each hold a list of rules, added to `rules` (e.g. /etc/hub/rules.d); re-read on SIGHUP."),
+      .describe("Directory whose *.yaml files each hold a list of rules, added to `rules` (e.g. /etc/hub/rules.d); re-read on SIGHUP and when a file there changes."),
   })
   .meta({
     title: "hub configuration",

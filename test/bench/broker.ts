@@ -11,9 +11,14 @@ import { writeFileSync } from "node:fs";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { renderCpu, renderTable, type Cell } from "./report.js";
-import { type BenchOpts, SCENARIOS } from "./scenarios.js";
+import { type BenchOpts, type Metrics, SCENARIOS } from "./scenarios.js";
 import {
   clockTicks,
+  commitsFromLog,
+  FSYNC_LABEL,
+  FSYNC_METHOD,
+  fsyncCounter,
+  fsyncMode,
   killAllNow,
   machineBusyTicks,
   MOSQUITTO_NOTES,
@@ -161,6 +166,7 @@ async function main(): Promise<void> {
   const ref: TargetDef | null = mosq !== null ? { label: "mosquitto", kind: "mosquitto", cmd: mosq } : null;
   const ticks = clockTicks();
   const scenarios = SCENARIOS.filter((s) => args.only === null || args.only.includes(s.id));
+  const fmode = scenarios.some((s) => s.durable === true) ? fsyncMode() : "none";
   const head: string[] = [
     `# Broker benchmark (${new Date().toISOString()})`,
     "",
@@ -174,6 +180,15 @@ async function main(): Promise<void> {
     `- fd limit: ${soft}${idleConns < wantIdle ? ` (too low for ${wantIdle} idle connections: reduced; run under ulimit -n ${WANT_NOFILE})` : ""}`,
   ];
   if (ref !== null || hub.kind === "mosquitto") head.push(...MOSQUITTO_NOTES.map((l) => `- ${l}`));
+  if (fmode !== "none") {
+    const how: Record<string, string> = {
+      launch: "each broker runs under `strace -f --seccomp-bpf -e trace=fsync,fdatasync` (stops only at those calls); calls counted from the first PUBLISH to the end of the drain",
+      attach: "`strace -f -e trace=fsync,fdatasync -p <pid>` attached for the load (every syscall stops in ptrace: both brokers run slower)",
+      commits: "strace not installed: the hub's SQLite commits instead (from its store's shutdown log line); mosquitto not measured",
+    };
+    head.push(`- fsyncs (durable run): ${how[fmode]}`);
+    if (fmode === "commits") process.stderr.write("strace not installed: counting the hub's SQLite commits instead of fsyncs\n");
+  }
   process.stderr.write(`${head.join("\n")}\n\n`);
 
   const busy = await machineBusyPct(ticks, 1000);
@@ -206,7 +221,7 @@ async function main(): Promise<void> {
         const tRun = Date.now();
         let r: Awaited<ReturnType<typeof startTarget>>;
         try {
-          r = await startTarget(def, reaper, args.proto);
+          r = await startTarget(def, reaper, args.proto, { durable: sc.durable === true, fsync: sc.durable === true ? fmode : "none" });
         } catch (e) {
           const msg = `could not start ${label}: ${(e as Error).message}`;
           process.stderr.write(`  ${msg}\n`);
@@ -214,8 +229,9 @@ async function main(): Promise<void> {
           cell.errors.push(msg);
           continue;
         }
+        let m: Metrics | undefined;
         try {
-          const m = await sc.run({ port: r.port, pid: r.pid, ticks, tag: `b${run}${key}`, opts, reaper });
+          m = await sc.run({ port: r.port, pid: r.pid, ticks, tag: `b${run}${key}`, opts, reaper, fsync: fsyncCounter(r) });
           if (r.exited) throw new Error(`${label} exited during the scenario: ${r.log.slice(-3).join(" | ")}`);
           cell.runs.push(m);
           const shown = Object.entries(m)
@@ -230,6 +246,13 @@ async function main(): Promise<void> {
           cell.errors.push(msg);
         } finally {
           await stopTarget(r, reaper);
+        }
+        if (m !== undefined && sc.durable === true && fmode === "commits" && def.kind === "hub") {
+          // The hub's store logs its commit count when it closes the file (at SIGTERM).
+          m.fsyncs = commitsFromLog(r);
+          m.fsyncPer1k = (m.fsyncs * 1000) / (m.expected ?? Number.NaN);
+          m.fsyncMethod = FSYNC_METHOD.commits;
+          process.stderr.write(`    ${label}: ${m.fsyncs} SQLite commits (${FSYNC_LABEL[FSYNC_METHOD.commits]})\n`);
         }
       }
     }

@@ -45,16 +45,17 @@ export function countMissing(a: Uint8Array, b: Uint8Array): number {
   return n;
 }
 
-export function encodeConnect(clientId: string, proto: Proto): Buffer {
+/** `persistent`: a session that outlives the connection (v3 Clean Session 0; v5 Clean Start 0 + 1 h expiry). */
+export function encodeConnect(clientId: string, proto: Proto, persistent = false): Buffer {
   return generate({
     cmd: "connect",
     clientId,
     protocolVersion: proto,
     protocolId: "MQTT",
-    clean: true,
+    clean: !persistent,
     keepalive: KEEPALIVE_S,
     // v5 Receive Maximum (MQTT 5 §3.1.2.11.3): let the broker push up to 65535 unacknowledged QoS 1 deliveries
-    ...(proto === 5 ? { properties: { receiveMaximum: 65535 } } : {}),
+    ...(proto === 5 ? { properties: { receiveMaximum: 65535, ...(persistent ? { sessionExpiryInterval: 3600 } : {}) } } : {}),
   });
 }
 

@@ -21,6 +21,7 @@ export interface ThroughputSpec {
   subWorkers: number;
   window: number; // QoS 1 in-flight PUBLISHes per publisher (capped by the broker's Receive Maximum)
   highWater: number; // QoS 0: queued bytes per publisher socket before it waits for 'drain'
+  persistentSubs?: boolean; // subscribers keep a session that outlives the connection (durable run)
 }
 
 /**
@@ -150,6 +151,7 @@ export async function runThroughput(
     topic: s.filter,
     qos: s.qos,
     pubId: 0,
+    persistent: s.persistentSubs === true,
   }));
   const pubSpecs: ClientSpec[] = Array.from({ length: s.pubs }, (_, i) => ({
     id: `${s.tag}-p${i}`,

@@ -2,6 +2,7 @@
 // targets from the issue ("Embedded MQTT broker", item 8) with met/not met, and CPU per scenario.
 import os from "node:os";
 import type { Metrics } from "./scenarios.js";
+import { FSYNC_LABEL } from "./targets.js";
 
 /** Runs of one scenario against one broker. */
 export interface Cell {
@@ -120,6 +121,25 @@ const ROWS: Row[] = [
     ratioKey: "replayMs",
     target: () => "≤ 2×",
     met: ratioMax(2),
+  },
+  {
+    scenario: "durable1",
+    metric: "durable fan-in QoS 1, 4 pub → 1 persistent sub, persistence on (msg/s)",
+    cell: (a) => `${int(a.med("rate"))} (lost ${int(a.max("lost"))}${cutNote(a)}, window ${int(a.med("window"))})`,
+    ratioKey: "rate",
+    target: () => "0 lost",
+    met: (h) => h.max("lost") === 0,
+  },
+  {
+    scenario: "durable1",
+    metric: "durable fan-in: fsyncs per 1,000 messages",
+    cell: (a) => {
+      const how = FSYNC_LABEL[a.med("fsyncMethod")] ?? "?";
+      return Number.isFinite(a.med("fsyncPer1k")) ? `${fix(a.med("fsyncPer1k"), 2)} (${int(a.med("fsyncs"))} calls; ${how})` : `n/a (${how})`;
+    },
+    ratioKey: null,
+    target: () => "—",
+    met: () => null,
   },
   {
     scenario: "idlerss",

@@ -3,7 +3,7 @@
 // Throughput scenarios use worker threads (load.ts); latency, idle connections and retained run on
 // the main thread, where a common clock and a simple batch loop are what matters.
 import { runThroughput, startUsage, type Usage } from "./load.js";
-import { bareNodeRssKb, type Reaper, sampleTree, sleep } from "./targets.js";
+import { bareNodeRssKb, FSYNC_METHOD, type FsyncCounter, type Reaper, sampleTree, sleep } from "./targets.js";
 import { encodePublish, encodeSubscribe, PAYLOAD_BYTES, type Proto, publishLayout } from "./codec.js";
 import { type Client, closeClient, openClient, subscribe, waitFor } from "./wire.js";
 
@@ -30,11 +30,15 @@ export interface Ctx {
   tag: string;
   opts: BenchOpts;
   reaper: Reaper;
+  /** Counts the broker's fsyncs (durable scenarios). */
+  fsync: FsyncCounter;
 }
 
 export interface Scenario {
   id: string;
   title: string;
+  /** Persistence on for both brokers (hub broker.storage, mosquitto `persistence true`). */
+  durable?: boolean;
   run: (ctx: Ctx) => Promise<Metrics>;
 }
 
@@ -46,12 +50,13 @@ function cpu(u: Usage): Metrics {
   return { "cpu.gen": u.cpuGen, "cpu.broker": u.cpuBroker, "cpu.machine": u.cpuMachine, "cpu.other": other };
 }
 
-async function fanIn(ctx: Ctx, qos: 0 | 1): Promise<Metrics> {
+async function fanIn(ctx: Ctx, qos: 0 | 1, persistentSubs = false): Promise<Metrics> {
   const r = await runThroughput(ctx.port, ctx.opts.proto, ctx.pid, ctx.ticks, {
     tag: ctx.tag,
     pubs: 4,
     subs: 1,
     qos,
+    persistentSubs,
     pubTopic: (i) => `bench/p${i}`,
     filter: "bench/#",
     warmupMs: ctx.opts.warmupMs,
@@ -65,6 +70,7 @@ async function fanIn(ctx: Ctx, qos: 0 | 1): Promise<Metrics> {
   return {
     rate: r.rate,
     sent: r.sent,
+    expected: r.expected,
     received: r.received,
     lost: r.lost,
     dupes: r.dupes,
@@ -73,6 +79,24 @@ async function fanIn(ctx: Ctx, qos: 0 | 1): Promise<Metrics> {
     drainCut: r.drain === "cut" ? 1 : 0,
     ...cpu(r.usage),
   };
+}
+
+/**
+ * QoS 1 fan-in to a persistent session with persistence on (issue 4, item 7): throughput, loss, and
+ * fsync + fdatasync calls per 1,000 acknowledged messages over the whole load (warm-up, window, drain).
+ */
+async function durableFanIn(ctx: Ctx): Promise<Metrics> {
+  await ctx.fsync.start();
+  let m: Metrics;
+  let n: number | null;
+  try {
+    m = await fanIn(ctx, 1, true);
+  } finally {
+    n = await ctx.fsync.stop();
+  }
+  // null (commits mode): filled in from the hub's log once it has stopped (broker.ts).
+  const fsyncs = n ?? Number.NaN;
+  return { ...m, fsyncs, fsyncPer1k: (fsyncs * 1000) / (m.expected ?? Number.NaN), fsyncMethod: FSYNC_METHOD[ctx.fsync.mode] };
 }
 
 async function fanOut(ctx: Ctx): Promise<Metrics> {
@@ -255,4 +279,5 @@ export const SCENARIOS: Scenario[] = [
   { id: "idle", title: "idle connections", run: idleConnections },
   { id: "retained", title: "retained messages", run: retained },
   { id: "idlerss", title: "idle RSS", run: idleRss },
+  { id: "durable1", title: "durable fan-in QoS 1 (4→1 persistent, persistence on)", durable: true, run: durableFanIn },
 ];

@@ -1,10 +1,11 @@
 // Brokers under test for the benchmark: writes their config to a temp dir, starts them as child
 // processes (own process group, fd limit raised), waits until an MQTT handshake succeeds, samples
-// RSS/CPU of the process tree from /proc, and always kills what it started.
+// RSS/CPU of the process tree from /proc, counts fsyncs (durable run), and always kills what it started.
+// Persistence is off for both brokers except in the durable run, where it is on for both.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { accessSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
-import { tmpdir } from "node:os";
+import { tmpdir, userInfo } from "node:os";
 import path from "node:path";
 import type { Proto } from "./codec.js";
 import { closeClient, openClient } from "./wire.js";
@@ -20,14 +21,35 @@ export interface TargetDef {
   cmd: string | null;
 }
 
+/** Per-scenario broker setup: persistence on or off, and how fsyncs are counted (durable run only). */
+export interface TargetOpts {
+  durable: boolean;
+  fsync: FsyncMode;
+}
+
+/**
+ * launch: the broker runs under `strace -f --seccomp-bpf -e trace=fsync,fdatasync` from its start; the
+ *   seccomp filter stops it only at those calls, so the broker runs at full speed otherwise.
+ * attach: `strace -f -p <pid>` for the duration of the load (strace without seccomp support, or
+ *   BENCH_FSYNC=attach); every system call of the broker then stops in ptrace, which slows it.
+ * commits: no strace; the hub's SQLite commits (its store logs them at shutdown), nothing for mosquitto.
+ */
+export type FsyncMode = "none" | "launch" | "attach" | "commits";
+
+/** Codes of FsyncMode in Metrics (numbers only) and their labels in the report. */
+export const FSYNC_METHOD: Record<FsyncMode, number> = { none: 0, launch: 1, attach: 2, commits: 3 };
+export const FSYNC_LABEL = ["not measured", "strace (seccomp)", "strace -p", "SQLite commits"] as const;
+
 export interface Running {
   def: TargetDef;
   port: number;
   dir: string;
   child: ChildProcess;
-  pid: number;
+  pid: number; // the process group leader: strace in "launch" mode, else the broker
   exited: boolean;
   log: string[]; // last lines of stdout+stderr, for diagnostics
+  opts: TargetOpts;
+  fsyncLog: string; // strace output file (launch and attach modes)
 }
 
 /** Children alive right now; owned by the entry point, used by its exit/SIGINT handlers. */
@@ -65,28 +87,35 @@ export function mosquittoVersion(bin: string): string {
 /** Settings that differ from mosquitto's defaults, with the defaults that matter for this bench. */
 export const MOSQUITTO_NOTES = [
   "mosquitto.conf: `listener <port> 127.0.0.1`, `allow_anonymous true`, `max_queued_messages 100000`, `persistence false` (the default), `log_type error` + `warning` only (the hub logs at warn)",
+  "durable run: mosquitto `persistence true`, `persistence_location <tmpdir>/`, `user <the bench's user>` (so it can write there), `autosave_interval` at its default (1800 s: mosquitto snapshots its state then and at shutdown, so kill -9 loses what came since); the hub `broker.storage: { enabled: true, sync: normal }` (commits before it acknowledges). All other runs: hub `storage: { enabled: false }`",
   "mosquitto defaults left as they are: max_inflight_messages 20 (sent as Receive Maximum 20 to v5 publishers; a v5 subscriber's own Receive Maximum governs deliveries), max_connections -1, max_queued_bytes 0, memory_limit 0, set_tcp_nodelay false, sys_interval 10",
 ];
 
-export function hubYaml(dir: string, port: number): string {
+export function hubYaml(dir: string, port: number, o: TargetOpts): string {
   return [
     "hardware: simulate",
     `state_dir: ${path.join(dir, "state")}`,
-    "log: { level: warn }",
+    // info only when the store's commit count (logged at shutdown) stands in for strace
+    `log: { level: ${o.fsync === "commits" ? "info" : "warn"} }`,
     "broker:",
     `  listeners: [{ host: 127.0.0.1, port: ${port}, protocol: mqtt }]`,
     "  limits: { max_connections: 20000, max_queued_messages: 100000 }",
+    // Like with like: mosquitto runs with `persistence false` except in the durable run.
+    o.durable ? "  storage: { enabled: true, sync: normal }" : "  storage: { enabled: false }",
     "devices: []",
     "",
   ].join("\n");
 }
 
-export function mosquittoConf(port: number): string {
+export function mosquittoConf(port: number, dir: string, o: TargetOpts): string {
   return [
     `listener ${port} 127.0.0.1`,
     "allow_anonymous true",
     "max_queued_messages 100000",
-    "persistence false",
+    // autosave_interval stays at its default (1800 s): mosquitto writes its state file then and at exit.
+    // `user`: run as root, mosquitto switches to user "mosquitto", which cannot write into our 0700
+    // temp dir, and its state file would silently never be saved. Stay the user the hub runs as.
+    ...(o.durable ? ["persistence true", `persistence_location ${dir}/`, `user ${userInfo().username}`] : ["persistence false"]),
     "log_dest stderr",
     "log_type error",
     "log_type warning",
@@ -106,9 +135,43 @@ export function freePort(): Promise<number> {
   });
 }
 
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** The strace binary, or null when it is not installed. */
+export function stracePath(): string | null {
+  for (const p of ["/usr/bin/strace", "/bin/strace", "/usr/local/bin/strace", "/usr/sbin/strace"]) {
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {}
+  }
+  return null;
+}
+
+/** How fsyncs are counted on this machine: BENCH_FSYNC=attach|launch|commits overrides the choice. */
+export function fsyncMode(): FsyncMode {
+  const env = process.env.BENCH_FSYNC;
+  if (env === "attach" || env === "launch" || env === "commits") return env;
+  const strace = stracePath();
+  if (strace === null) return "commits";
+  try {
+    // --seccomp-bpf needs strace >= 5.3 and a kernel that allows seccomp filters here.
+    execFileSync(strace, ["-f", "--seccomp-bpf", "-qq", "-e", "trace=fsync,fdatasync", "-o", "/dev/null", "true"], { stdio: "ignore" });
+    return "launch";
+  } catch {
+    return "attach";
+  }
+}
+
 /** The shell command line for a target (after writing both config files into `dir`). */
-function commandFor(def: TargetDef, dir: string, port: number): string {
-  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+function commandFor(def: TargetDef, dir: string, port: number, o: TargetOpts): string {
+  const line = brokerCommand(def, dir, port);
+  if (o.fsync !== "launch") return line;
+  // -qq: no attach/exit chatter in the broker's log; lines in the file are flushed per call.
+  return `${q(stracePath() ?? "strace")} -f --seccomp-bpf -qq -e trace=fsync,fdatasync -o ${q(path.join(dir, "fsync.log"))} ${line}`;
+}
+
+function brokerCommand(def: TargetDef, dir: string, port: number): string {
   if (def.kind === "hub") {
     const main = path.resolve(process.cwd(), "dist/hub/main.js");
     // The V8 flag the hub always runs with (npm start, the `hub` bin's shebang, the systemd unit).
@@ -119,18 +182,23 @@ function commandFor(def: TargetDef, dir: string, port: number): string {
 }
 
 /** Starts a fresh broker on a free loopback port; resolves once an MQTT handshake succeeds. */
-export async function startTarget(def: TargetDef, reaper: Reaper, proto: Proto): Promise<Running> {
+export async function startTarget(
+  def: TargetDef,
+  reaper: Reaper,
+  proto: Proto,
+  opts: TargetOpts = { durable: false, fsync: "none" },
+): Promise<Running> {
   const dir = mkdtempSync(path.join(tmpdir(), "hub-bench-"));
   const port = await freePort();
-  writeFileSync(path.join(dir, "hub.yaml"), hubYaml(dir, port));
-  writeFileSync(path.join(dir, "mosquitto.conf"), mosquittoConf(port));
-  const line = commandFor(def, dir, port);
+  writeFileSync(path.join(dir, "hub.yaml"), hubYaml(dir, port, opts));
+  writeFileSync(path.join(dir, "mosquitto.conf"), mosquittoConf(port, dir, opts));
+  const line = commandFor(def, dir, port, opts);
   const child = spawn("bash", ["-c", `${RAISE_FD} exec ${line}`], {
     detached: true, // own process group: we kill the whole group, and the terminal's ^C reaches only us
     stdio: ["ignore", "pipe", "pipe"],
     cwd: process.cwd(),
   });
-  const r: Running = { def, port, dir, child, pid: child.pid ?? -1, exited: false, log: [] };
+  const r: Running = { def, port, dir, child, pid: child.pid ?? -1, exited: false, log: [], opts, fsyncLog: path.join(dir, "fsync.log") };
   reaper.live.add(r);
   const keep = (chunk: Buffer) => {
     for (const l of chunk.toString("utf8").split("\n")) if (l.trim() !== "") r.log.push(l);
@@ -274,7 +342,7 @@ export async function bareNodeRssKb(reaper: Reaper): Promise<number> {
   const def: TargetDef = { label: "bare node", kind: "cmd", cmd: `'${process.execPath}' -e 'setInterval(()=>{},1e9)'` };
   const dir = mkdtempSync(path.join(tmpdir(), "hub-bench-"));
   const child = spawn("bash", ["-c", `exec ${def.cmd}`], { detached: true, stdio: "ignore" });
-  const r: Running = { def, port: 0, dir, child, pid: child.pid ?? -1, exited: false, log: [] };
+  const r: Running = { def, port: 0, dir, child, pid: child.pid ?? -1, exited: false, log: [], opts: { durable: false, fsync: "none" }, fsyncLog: "" };
   child.on("exit", () => {
     r.exited = true;
   });
@@ -283,4 +351,94 @@ export async function bareNodeRssKb(reaper: Reaper): Promise<number> {
   const rss = readRssKb(r.pid);
   await stopTarget(r, reaper);
   return rss;
+}
+
+/** Counts the broker's fsync + fdatasync calls between start() and stop() (durable run). */
+export interface FsyncCounter {
+  readonly mode: FsyncMode;
+  start(): Promise<void>;
+  /** Calls counted; null when only the broker's own log can tell, after it stopped (commits). */
+  stop(): Promise<number | null>;
+}
+
+/** `fdatasync(5) = 0` lines; "<... resumed>" halves of interleaved calls do not match. */
+function countSyncLines(file: string): number {
+  try {
+    return (readFileSync(file, "utf8").match(/^(?:\d+\s+)?f(?:data)?sync\(/gm) ?? []).length;
+  } catch {
+    return 0;
+  }
+}
+
+/** The broker process itself: in launch mode the group leader is strace and the broker its child. */
+function brokerPid(r: Running): number {
+  if (r.opts.fsync !== "launch") return r.pid;
+  try {
+    const kids = readFileSync(`/proc/${r.pid}/task/${r.pid}/children`, "utf8").trim().split(/\s+/);
+    return Number(kids[0]) || r.pid;
+  } catch {
+    return r.pid;
+  }
+}
+
+export function fsyncCounter(r: Running): FsyncCounter {
+  const mode = r.opts.fsync;
+  if (mode === "launch") {
+    let base = 0;
+    return {
+      mode,
+      start: async () => {
+        base = countSyncLines(r.fsyncLog);
+      },
+      stop: async () => countSyncLines(r.fsyncLog) - base,
+    };
+  }
+  if (mode === "attach") {
+    let tracer: ChildProcess | null = null;
+    let ok = false;
+    return {
+      mode,
+      async start() {
+        // -f with -p attaches every thread of the process (SQLite may sync from any of them).
+        const t = spawn(stracePath() ?? "strace", ["-f", "-e", "trace=fsync,fdatasync", "-o", r.fsyncLog, "-p", String(brokerPid(r))], {
+          stdio: ["ignore", "ignore", "pipe"],
+        });
+        tracer = t;
+        // Attached once strace says so on stderr ("Process N attached"), or failed when it exits.
+        ok = await new Promise<boolean>((resolve) => {
+          let err = "";
+          const timer = setTimeout(() => resolve(false), 5_000);
+          t.stderr?.on("data", (c: Buffer) => {
+            err += c.toString();
+            if (/attached/.test(err)) {
+              clearTimeout(timer);
+              resolve(true);
+            }
+          });
+          t.on("exit", () => {
+            clearTimeout(timer);
+            resolve(false);
+          });
+        });
+      },
+      async stop() {
+        const t = tracer;
+        if (t === null || !ok) return Number.NaN;
+        const done = new Promise<void>((resolve) => t.once("exit", () => resolve()));
+        t.kill("SIGINT"); // detaches; the broker keeps running
+        await Promise.race([done, sleep(3_000)]);
+        return countSyncLines(r.fsyncLog);
+      },
+    };
+  }
+  return { mode, start: async () => undefined, stop: async () => (mode === "commits" ? null : Number.NaN) };
+}
+
+/** The hub store's commit count from its shutdown log line (commits mode), or NaN. */
+export function commitsFromLog(r: Running): number {
+  for (const l of r.log) {
+    const m = /broker state file closed.*\bcommits[=:"]+(\d+)/.exec(l);
+    if (m) return Number(m[1]);
+  }
+  return Number.NaN;
 }

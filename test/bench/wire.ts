@@ -302,7 +302,7 @@ export function waitFor(c: Client, pred: () => boolean, timeoutMs: number, what:
 }
 
 /** TCP connect + CONNECT/CONNACK. Rejects on refusal, timeout or a non-zero CONNACK code. */
-export async function openClient(port: number, clientId: string, proto: Proto, timeoutMs: number): Promise<Client> {
+export async function openClient(port: number, clientId: string, proto: Proto, timeoutMs: number, persistent = false): Promise<Client> {
   const sock = net.connect({ host: "127.0.0.1", port, noDelay: true });
   const c = newClient(sock, proto);
   sock.on("data", (chunk: Buffer) => {
@@ -321,7 +321,7 @@ export async function openClient(port: number, clientId: string, proto: Proto, t
     c.closed = true;
     c.wake?.();
   });
-  sock.write(encodeConnect(clientId, proto));
+  sock.write(encodeConnect(clientId, proto, persistent));
   try {
     await waitFor(c, () => c.connack !== null, timeoutMs, `CONNECT ${clientId}`);
   } catch (e) {

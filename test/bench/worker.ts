@@ -10,6 +10,7 @@ export interface ClientSpec {
   topic: string; // filter for subscribers, topic for publishers
   qos: 0 | 1;
   pubId: number; // publishers: written into every payload; subscribers: unused
+  persistent?: boolean; // a session that outlives the connection (the durable scenario's subscriber)
 }
 
 export type Cmd =
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
         window = m.window;
         hosts = await Promise.all(
           m.clients.map(async (spec) => {
-            const c = await openClient(m.port, spec.id, m.proto, 10_000);
+            const c = await openClient(m.port, spec.id, m.proto, 10_000, spec.persistent === true);
             if (spec.role === "sub") {
               if (spec.qos === 1) c.track = Array.from({ length: m.pubs }, () => newBitmap());
               await subscribe(c, spec.topic, spec.qos, 10_000);

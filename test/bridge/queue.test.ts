@@ -206,3 +206,36 @@ t.test("a full disk is logged and counted, never thrown; writing resumes when th
   t.match(log.lines.at(-1), /bridge queue writes work again/);
   t.ok(existsSync(path));
 });
+
+t.test("after a large backlog drained, shrink() gives the space back to the file system", async (t) => {
+  const d = dir(t);
+  const path = join(d, "q.db");
+  const { q } = open(t, path, { maxBytes: 1 << 30, maxMessages: 100_000 });
+  const big = Buffer.alloc(1000, 0x61);
+  for (let i = 0; i < 5000; i++) q.append(msg(i, { payload: big }));
+  q.flush();
+  const pages = () => q.db.pragma("page_count", { simple: true }) as number;
+  const full = pages();
+  t.ok(full > 1200, `5 MB of messages take ${full} pages`);
+  t.equal(q.shrink(), 0, "nothing to give back while they are queued");
+  for (const m of q.peek(0, 5000)) q.remove(m.id);
+  q.flush();
+  t.equal(q.depth(), 0);
+  t.ok(q.shrink() > 1200, "the free pages were released");
+  t.ok(pages() < 20, `the file is small again (${pages()} pages)`);
+  t.equal(q.shrink(), 0, "and a second call has nothing to do");
+});
+
+t.test("a queue file made before auto_vacuum is converted once, keeping its messages", async (t) => {
+  const path = join(dir(t), "old.db");
+  const Database = (await import("better-sqlite3")).default;
+  const old = new Database(path);
+  old.pragma("journal_mode = WAL");
+  old.exec("CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, props TEXT, latest INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL)");
+  old.prepare("INSERT INTO queue (at, topic, payload, qos, retain, size) VALUES (0, 't/a', ?, 1, 0, 4)").run(Buffer.from("a"));
+  t.equal(old.pragma("auto_vacuum", { simple: true }), 0);
+  old.close();
+  const { q } = open(t, path);
+  t.equal(q.db.pragma("auto_vacuum", { simple: true }), 2, "incremental now");
+  t.same(payloads(q), ["a"]);
+});

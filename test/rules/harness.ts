@@ -6,6 +6,7 @@ import { createBroker } from "../../hub/broker/broker.js";
 import { memoryLogger } from "../../hub/log.js";
 import { createRulesEngine, type RulesEngine } from "../../rules/engine.js";
 import { type Rule, rulesSchema } from "../../rules/schema.js";
+import type { TimerStore } from "../../rules/timers.js";
 import { defaultLimits } from "../support/broker.js";
 import { type FakeClock, fakeClock } from "../support/fake-clock.js";
 
@@ -36,7 +37,7 @@ export interface Harness {
 
 export async function harness(
   yaml: string,
-  opts: { start?: number; timeZone?: string; before?: (publish: Harness["publish"]) => Promise<void>; location?: { latitude: number; longitude: number }; status?: boolean } = {},
+  opts: { start?: number; timeZone?: string; before?: (publish: Harness["publish"]) => Promise<void>; location?: { latitude: number; longitude: number }; status?: boolean; timers?: TimerStore } = {},
 ): Promise<Harness> {
   const clock = fakeClock(opts.start ?? MONDAY_NOON_UTC);
   const log = memoryLogger("debug");
@@ -59,6 +60,7 @@ export async function harness(
     timeZone: opts.timeZone ?? "Europe/Berlin",
     location: opts.location,
     publishStatus: opts.status ?? true,
+    timers: opts.timers,
   });
   await engine.start();
   await flush();

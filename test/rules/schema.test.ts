@@ -70,6 +70,7 @@ rules:
     "a condition is a mapping with condition:",
   );
   const fixed = load(`
+location: { latitude: 52.52, longitude: 13.41 }
 rules:
   - id: hot_living_room
     triggers:
@@ -86,6 +87,7 @@ rules:
   t.equal(rule.enabled, true);
   t.equal(rule.mode, "single");
   t.equal(rule.max, 10);
+  t.equal(rule.on_restart, "resume");
   t.same(rule.conditions, []);
   t.same(rule.triggers[0], { trigger: "numeric", topic: "hub/living_room/temperature", above: 25, hysteresis: 0, for: 60_000 });
   t.same(rule.triggers[1], { trigger: "sun", event: "sunset", offset: -1_800_000 });

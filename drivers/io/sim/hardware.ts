@@ -8,6 +8,9 @@ import { createAds1115 } from "./ads1115.js";
 import { createAht20 } from "./aht20.js";
 import { createBh1750 } from "./bh1750.js";
 import { createBme280 } from "./bme280.js";
+import type { SimGpioChip } from "./gpio.js";
+import { createHtu21d } from "./htu21d.js";
+import { createMcp23017, type Mcp23017Model } from "./mcp23017.js";
 import { type Environment, houseEnvironment } from "./environment.js";
 import { createSimI2cBus, type SimChip, type SimI2cBus } from "./i2c-bus.js";
 import { createSht3x } from "./sht3x.js";
@@ -20,6 +23,8 @@ export interface SimDeviceDecl {
   bus?: number;
   address?: number;
   id?: string;
+  /** MCP23017: the Pi GPIO its INTA is wired to (driven on the simulated GPIO chip). */
+  interrupt_pin?: number;
 }
 
 export interface SimulatedHardware {
@@ -43,6 +48,8 @@ export const SIM_CHIPS: Record<string, ChipFactory> = {
   aht20: createAht20,
   bh1750: createBh1750,
   ads1115: createAds1115,
+  htu21d: createHtu21d,
+  mcp23017: createMcp23017,
 };
 
 /** A stable made-up DS18B20 id for the n-th simulated sensor. */
@@ -50,7 +57,10 @@ export function simW1Id(n: number): string {
   return `28-${(0x3c01d607a000 + n).toString(16).padStart(12, "0")}`;
 }
 
-export function createSimulatedHardware(devices: SimDeviceDecl[], o: { clock: Clock; env?: (seed: number) => Environment }): SimulatedHardware {
+export function createSimulatedHardware(
+  devices: SimDeviceDecl[],
+  o: { clock: Clock; env?: (seed: number) => Environment; gpio?: SimGpioChip },
+): SimulatedHardware {
   const envFor = o.env ?? ((seed: number) => houseEnvironment(o.clock, { seed, temperatureOffset: ((seed * 7) % 5) / 2 - 1 }));
   const buses = new Map<number, SimI2cBus>();
   const simBus = (n: number) => {
@@ -65,7 +75,17 @@ export function createSimulatedHardware(devices: SimDeviceDecl[], o: { clock: Cl
   let w1Count = 0;
   devices.forEach((d, i) => {
     const factory = SIM_CHIPS[d.type];
-    if (factory && d.address !== undefined) simBus(d.bus ?? 1).attach(d.address, factory({ clock: o.clock, env: envFor(i) }));
+    if (factory && d.address !== undefined) {
+      const chip = factory({ clock: o.clock, env: envFor(i) });
+      simBus(d.bus ?? 1).attach(d.address, chip);
+      // The expander's INTA wire to a Pi input: idle high (active-low output), low while pending.
+      const pin = d.interrupt_pin;
+      if (d.type === "mcp23017" && pin !== undefined && o.gpio) {
+        const g = o.gpio;
+        (chip as Mcp23017Model).onInterrupt = (level) => g.drive(pin, level ?? 1);
+        g.drive(pin, 1);
+      }
+    }
     if (d.type === "ds18b20") w1.add(d.id ?? simW1Id(w1Count++), envFor(i));
   });
   const provider = i2cProvider(async (n) => simBus(n));

@@ -1,5 +1,6 @@
 // Checklist section B (strings / UTF-8) as table rows: every string field, every bad sequence, on
 // the wire. mqtt-packet would decode bad UTF-8 to U+FFFD, so these can only be caught on raw bytes.
+import { readFileSync } from "node:fs";
 import { RC } from "../../../hub/broker/reason-codes.js";
 import {
   connectFrame,
@@ -13,6 +14,8 @@ import {
   summary,
   unsubscribeFrame,
 } from "../../support/raw-client.js";
+import { certDir } from "../../support/certs.js";
+import { handshake, startListeners, tlsSpec } from "../../support/listeners.js";
 import { gone, type Row } from "./ctx.js";
 
 /** B1: ill-formed UTF-8 (MQTT-1.5.3-1 / MQTT-1.5.4-1); B2: U+0000 (MQTT-1.5.3-2 / MQTT-1.5.4-2). */
@@ -177,6 +180,35 @@ export const rowsB: Row[] = [
   {
     id: "B5",
     title: "user name or client id from a TLS certificate with invalid UTF-8 → reject",
-    todo: "out of scope here: the broker has no TLS listener or certificate identity yet (security issue)",
+    // An mqtts listener of its own (identity_as_username), with certificates made by openssl.
+    async run(ctx) {
+      const d = certDir();
+      ctx.t.teardown(() => d.remove());
+      const ca = d.ca("ca");
+      const server = d.issue(ca, "server", "localhost", "server");
+      const caPem = readFileSync(ca.cert);
+      const b = await startListeners([
+        { host: "127.0.0.1", port: 0, protocol: "mqtts", tls: tlsSpec({ cert: server.cert, key: server.key, ca: ca.cert }, { require_client_cert: true, identity_as_username: true }) },
+      ]);
+      ctx.t.teardown(() => b.stop());
+      const client = (c: { cert: string; key: string }) =>
+        handshake(b.port(), { ca: caPem, cert: readFileSync(c.cert), key: readFileSync(c.key), waitForServer: true });
+      // Ill-formed UTF-8 in the CN (UTF8String C0 AF; BMPString lone surrogate D800): OpenSSL 3 will
+      // not decode such a certificate at all, so it can never complete a handshake with the hub.
+      for (const [name, bytes, tag] of [
+        ["overlong C0 AF", hex("41c0af42"), 0x0c],
+        ["lone surrogate D800 (BMPString)", hex("d8000041"), 0x1e],
+      ] as const) {
+        const bad = d.issueRawCn(ca, `bad${tag}`, bytes, tag);
+        await ctx.t.rejects(client(bad), { code: /^ERR_OSSL_ASN1_/ }, `${name}: the certificate cannot be used`);
+      }
+      // U+0000 is well-formed UTF-8 but not allowed in an MQTT string (MQTT-1.5.4-2): the hub refuses it.
+      const nul = d.issueRawCn(ca, "nul", Buffer.from("ev\u0000il"));
+      ctx.t.match(await client(nul), { ok: false }, "CN with U+0000: refused");
+      ctx.t.equal(b.broker.core.sessions.size, 0, "no session was created");
+      const good = await client(d.issue(ca, "alice", "alice", "client"));
+      ctx.t.equal(good.ok, true, "a well-formed CN gets in");
+      if (good.ok) good.socket.destroy();
+    },
   },
 ];

@@ -2,8 +2,8 @@
 import { RC, V3_CONNACK } from "../../../hub/broker/reason-codes.js";
 import { connectClient, connectFrame, publishFrame, subscribe, summary } from "../../support/raw-client.js";
 import { gone, refusedLoosely, type Row, VERSIONS } from "./ctx.js";
+import { connectAs } from "./g-security.js";
 
-const SECURITY = "security issue (authentication, ACL and ban lists are not in the broker yet)";
 const PROTO_NAMES = ["__proto__", "constructor", "toString", "hasOwnProperty", "valueOf", "prototype", "__defineGetter__"];
 
 export const rowsC: Row[] = [
@@ -161,8 +161,60 @@ export const rowsC: Row[] = [
       }
     },
   },
-  { id: "C9", title: "existing client id with wrong credentials or denied by ACL → rejected, session untouched", todo: SECURITY },
-  { id: "C10", title: "client id bound to user A reused by user B → rejected", todo: SECURITY },
+  {
+    id: "C9",
+    title: "existing client id with wrong credentials or a will denied by the ACL → rejected, session untouched",
+    auth: { users: { owner: "owner-pw" }, acl: "user owner\ntopic readwrite c9/#\n" },
+    run: async (ctx) => {
+      const { t } = ctx;
+      for (const v of VERSIONS) {
+        const id = ctx.id("c9");
+        const owner = await connectAs(ctx, v, "owner", { clientId: id });
+        await subscribe(owner, "c9/#", 1);
+        const session = ctx.session(id);
+        const cases = [
+          ["wrong password", { username: "owner", password: "nope" }, RC.BAD_USERNAME_OR_PASSWORD, V3_CONNACK.BAD_USERNAME_OR_PASSWORD],
+          ["unknown user", { username: "nobody", password: "x" }, RC.BAD_USERNAME_OR_PASSWORD, V3_CONNACK.BAD_USERNAME_OR_PASSWORD],
+          ["will denied by the ACL", { username: "owner", password: "owner-pw", will: { topic: "elsewhere", payload: "x" } }, RC.NOT_AUTHORIZED, V3_CONNACK.NOT_AUTHORIZED],
+        ] as const;
+        for (const [what, creds, v5, v3] of cases) {
+          const intruder = await ctx.open(v);
+          intruder.write(Buffer.concat([connectFrame({ v, clientId: id, ...creds }), publishFrame({ v, topic: "c9/intruder", payload: "x" })]));
+          await gone(t, intruder, { v5, v3Connack: v3, atConnect: true, what });
+        }
+        t.equal(ctx.session(id), session, `v${v}: same session object`);
+        const pub = await connectAs(ctx, 4, "owner");
+        pub.write(publishFrame({ topic: "c9/x", payload: "still here" }));
+        t.equal(String((await owner.expectPacket("publish")).payload), "still here", `v${v}: owner still connected and subscribed; nothing from the intruders`);
+        t.same(owner.untaken().map(summary), [], `v${v}: owner got no DISCONNECT`);
+      }
+    },
+  },
+  {
+    id: "C10",
+    title: "client id whose session belongs to user A, used by user B or anonymously → rejected",
+    auth: { users: { a: "a-pw", b: "b-pw" } },
+    run: async (ctx) => {
+      const { t } = ctx;
+      for (const v of VERSIONS) {
+        const id = ctx.id("c10");
+        const a = await connectAs(ctx, v, "a", { clientId: id, clean: false, ...(v === 5 ? { properties: { sessionExpiryInterval: 60 } } : {}) });
+        for (const [who, creds] of [["user b", { username: "b", password: "b-pw" }], ["anonymous", {}]] as const) {
+          const c = await ctx.open(v);
+          c.write(connectFrame({ v, clientId: id, ...creds }));
+          await gone(t, c, { v5: RC.NOT_AUTHORIZED, v3Connack: V3_CONNACK.NOT_AUTHORIZED, atConnect: true, what: `${who}, A connected` });
+        }
+        t.notOk(a.closed, `v${v}: A keeps its connection`);
+        a.send({ cmd: "disconnect" });
+        await a.expectClose();
+        const c = await ctx.open(v);
+        c.write(connectFrame({ v, clientId: id, clean: false, username: "b", password: "b-pw" }));
+        await gone(t, c, { v5: RC.NOT_AUTHORIZED, v3Connack: V3_CONNACK.NOT_AUTHORIZED, atConnect: true, what: "user b, A's session offline" });
+        const back = await connectAs(ctx, v, "a", { clientId: id, clean: false });
+        t.ok(back, `v${v}: A resumes its session`);
+      }
+    },
+  },
   {
     id: "C11",
     title: "keep-alive above the max → v3 CONNACK 0x02; v5 CONNACK with Server Keep Alive",
@@ -226,5 +278,29 @@ export const rowsC: Row[] = [
       ctx.t.same((await w.before()).map(summary), [], "no PUBLISH behind a refused CONNECT was routed");
     },
   },
-  { id: "C14", title: "wrong password ×N from one IP/client id → banned before hashing", todo: `${SECURITY}: rate limiting` },
+  {
+    id: "C14",
+    title: "wrong password ×N from one address → refused before hashing for the ban period; one log line",
+    auth: { users: { u: "u-pw" }, rateLimit: { maxFailures: 3, windowMs: 60_000, banMs: 300_000 } },
+    run: async (ctx) => {
+      const { t } = ctx;
+      const attempt = async (v: 4 | 5, password: string, clientId = ctx.id("c14")) => {
+        const c = await ctx.open(v);
+        c.write(connectFrame({ v, clientId, username: "u", password }));
+        const ack = await c.expectPacket("connack");
+        await c.destroy();
+        return ack.reasonCode ?? ack.returnCode;
+      };
+      t.same([await attempt(5, "a"), await attempt(4, "b"), await attempt(5, "c")], [RC.BAD_USERNAME_OR_PASSWORD, V3_CONNACK.BAD_USERNAME_OR_PASSWORD, RC.BAD_USERNAME_OR_PASSWORD], "three failures");
+      t.equal(await attempt(5, "u-pw"), RC.BANNED, "v5: the right password is refused now (0x8A Banned)");
+      t.equal(await attempt(4, "u-pw"), V3_CONNACK.NOT_AUTHORIZED, "v3: refused (not authorized)");
+      for (let i = 0; i < 20; i++) await attempt(5, `guess${i}`);
+      // Decided synchronously: no hashing is started for a banned address.
+      const r = ctx.auth!.auth.authenticate({ clientId: "x", username: "u", password: Buffer.from("u-pw"), address: "127.0.0.1", listener: { name: "t", allowAnonymous: true, identityAsUsername: false }, certName: undefined });
+      t.notOk(r instanceof Promise, "a banned address is refused without hashing");
+      t.equal(ctx.auth!.lines.filter((l) => l.includes("too many failed logins")).length, 1, "one log line for the ban, none for the 20 attempts during it");
+      ctx.clock.advance(300_001);
+      t.equal(await attempt(5, "u-pw"), 0, "after the ban period the right password works");
+    },
+  },
 ];

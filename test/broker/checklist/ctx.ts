@@ -7,6 +7,7 @@ import type { IPublishPacket, Packet } from "mqtt-packet";
 import type { BrokerLimits } from "../../../hub/broker/core.js";
 import type { Session } from "../../../hub/broker/session.js";
 import { startBroker, type TestBroker } from "../../support/broker.js";
+import { type AuthFixture, type AuthRow, installAuth } from "./auth-fixture.js";
 import { type FakeClock, fakeClock } from "../../support/fake-clock.js";
 import {
   type ConnectOptions,
@@ -24,6 +25,8 @@ export interface Row {
   id: string;
   title: string;
   limits?: Partial<BrokerLimits>;
+  /** Users and an ACL on the row's broker (auth-fixture.ts); absent: anonymous, everything allowed. */
+  auth?: AuthRow;
   /** Set when the row cannot pass yet: "bug: ..." (a broker defect) or a reason it is out of scope. */
   todo?: string;
   /** Absent only for todo rows that have nothing to run yet. */
@@ -43,6 +46,8 @@ export interface Ctx {
   port: number;
   /** The row's limits merged over the defaults. */
   limits: BrokerLimits;
+  /** Present when the row has `auth`. */
+  auth: AuthFixture | undefined;
   /** A raw TCP connection, destroyed at the end of the row. */
   open(v?: Level): Promise<RawClient>;
   /** A connected client (CONNACK success), destroyed at the end of the row. Client ids default to unique ones. */
@@ -62,6 +67,7 @@ export async function createCtx(t: Test, row: Row): Promise<{ ctx: Ctx; healthCh
   const clock = fakeClock();
   const b = await startBroker({ limits: row.limits, clock });
   const limits = b.broker.core.limits;
+  const auth = row.auth ? await installAuth(b.broker.core, clock, row.auth) : undefined;
   const clients: RawClient[] = [];
   let n = 0;
   const track = (c: RawClient) => {
@@ -80,6 +86,7 @@ export async function createCtx(t: Test, row: Row): Promise<{ ctx: Ctx; healthCh
     clock,
     port: b.port,
     limits,
+    auth,
     open: async (v = 4) => track(await rawClient(b.port, { version: v })),
     async connect(v = 4, o = {}) {
       const { c } = await connectClient(b.port, v, { keepalive, clientId: ctx.id(`v${v}`), ...o });

@@ -2,6 +2,7 @@
 import { RC, V3_SUBACK_FAILURE } from "../../../hub/broker/reason-codes.js";
 import { hex, publishFrame, subscribe, subscribeFrame, summary, unsubscribeFrame } from "../../support/raw-client.js";
 import { gone, type Row, VERSIONS } from "./ctx.js";
+import { connectAs } from "./g-security.js";
 
 /** Prototype names never subscribed as exact filters in E6. */
 const NEVER = ["hasOwnProperty", "valueOf", "constructor", "toString", "isPrototypeOf"];
@@ -176,5 +177,16 @@ export const rowsE: Row[] = [
       }
     },
   },
-  { id: "E8", title: "subscribe # as a low-privilege user → ACL denies (v5: SUBACK 0x87)", todo: "security issue (no ACL in the broker yet)" },
+  {
+    id: "E8",
+    title: "subscribe # as a low-privilege user → ACL denies (v5: SUBACK 0x87, v3 0x80)",
+    auth: { users: { low: "low-pw" }, acl: "user low\ntopic read home/low/#\n" },
+    run: async (ctx) => {
+      for (const v of VERSIONS) {
+        const c = await connectAs(ctx, v, "low");
+        const no = v === 5 ? RC.NOT_AUTHORIZED : V3_SUBACK_FAILURE;
+        ctx.t.same(await subscribe(c, [["#", 1], ["home/+/temp", 1], ["home/low/#", 1]]), [no, no, 1], `v${v}: # and home/+/temp denied, home/low/# granted`);
+      }
+    },
+  },
 ];

@@ -1,0 +1,202 @@
+// Durable rule timers (issue "rules engine", item 6): the pending `for` of a state/numeric trigger
+// and the runs paused in a `delay` or `wait` are written to a small JSON file in the state dir, so
+// that after a restart they resume against the wall clock (a deadline that passed while the hub was
+// down fires once, right after start) or are dropped, per rule (`on_restart`).
+//
+// Why a JSON file and not SQLite: the set is small (one entry per pending timer), rewritten whole,
+// and read once at start; an atomic replace (temp file, fsync, rename, fsync of the directory) is
+// crash-safe, needs no schema and no native module in rules/. The filesystem is injected: rules/
+// does no I/O of its own (the hub passes node:fs; tests pass a temp dir or a fake).
+import { createHash } from "node:crypto";
+import type { Cancel, Clock, Logger } from "../hub/contracts.js";
+import type { Value } from "./expressions.js";
+
+/** A pending `for` of one of a rule's own triggers. */
+export interface SavedFor {
+  kind: "for";
+  rule: string;
+  /** Hash of the rule's text: a changed rule does not resume the old one's timers. */
+  version: string;
+  trigger: number;
+  /** The trigger variable it will fire with. */
+  vars: { [k: string]: Value };
+  /** Wall-clock ms when it fires. */
+  due: number;
+}
+
+/** A run paused in a `delay` or `wait`: where it is in the actions, and its variables. */
+export interface SavedRun {
+  kind: "run";
+  rule: string;
+  version: string;
+  /** Position in the action tree: list indexes, `then`/`else`, a choice index or `default`, a repeat round. */
+  path: (number | string)[];
+  vars: { [k: string]: Value };
+  /** Wall-clock ms when the delay ends or the wait times out; absent: a wait without timeout. */
+  due?: number;
+  /** Wall-clock ms when the run started (shown in the trace when it resumes). */
+  started: number;
+}
+
+export type SavedTimer = SavedFor | SavedRun;
+
+/** Where the engine keeps its pending timers. `save` replaces the whole set. */
+export interface TimerStore {
+  load(): SavedTimer[];
+  save(timers: readonly SavedTimer[]): void;
+}
+
+/** Short hash of a rule's stable text. */
+export function ruleVersion(stableText: string): string {
+  return createHash("sha256").update(stableText).digest("hex").slice(0, 16);
+}
+
+/** The subset of node:fs the file store uses. */
+export interface TimerFs {
+  readFileSync(path: string, encoding: "utf8"): string;
+  openSync(path: string, flags: string, mode?: number): number;
+  writeSync(fd: number, data: string): number;
+  fsyncSync(fd: number): void;
+  closeSync(fd: number): void;
+  renameSync(from: string, to: string): void;
+}
+
+const FORMAT = 1;
+
+function valid(x: unknown): x is SavedTimer {
+  if (typeof x !== "object" || x === null) return false;
+  const t = x as Record<string, unknown>;
+  if (typeof t.rule !== "string" || typeof t.version !== "string" || typeof t.vars !== "object" || t.vars === null) return false;
+  if (t.kind === "for") return typeof t.trigger === "number" && typeof t.due === "number";
+  if (t.kind === "run")
+    return Array.isArray(t.path) && t.path.every((p) => typeof p === "number" || typeof p === "string") && (t.due === undefined || typeof t.due === "number");
+  return false;
+}
+
+/**
+ * The JSON file store. A missing file is an empty set; an unreadable or corrupt one is moved aside
+ * (`<file>.corrupt-<ms>`) with a warning and the rules start without timers (DESIGN.md §6: never
+ * refuse to boot over a store).
+ */
+export function jsonTimerStore(file: string, fs: TimerFs, log: Logger, now: () => number): TimerStore {
+  const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) || "/" : ".";
+  return {
+    load() {
+      let text: string;
+      try {
+        text = fs.readFileSync(file, "utf8");
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+        log.warn("cannot read the rule timers; starting without them", { file, error: (err as Error).message });
+        return [];
+      }
+      try {
+        const doc = JSON.parse(text) as { format?: unknown; timers?: unknown };
+        if (doc.format !== FORMAT || !Array.isArray(doc.timers)) throw new Error(`not a format ${FORMAT} timers file`);
+        const timers = doc.timers.filter(valid);
+        if (timers.length !== doc.timers.length) log.warn("some saved rule timers are malformed and were dropped", { file, dropped: doc.timers.length - timers.length });
+        return timers;
+      } catch (err) {
+        const aside = `${file}.corrupt-${now()}`;
+        try {
+          fs.renameSync(file, aside);
+        } catch {
+          // Nothing more to do: the next save replaces it.
+        }
+        log.warn("the rule timers file is corrupt: moved aside, starting without them", { file, moved_to: aside, error: (err as Error).message });
+        return [];
+      }
+    },
+    save(timers) {
+      // Temp file + fsync + rename + fsync of the directory: after a crash the file is either the
+      // old set or the new one, never half of each.
+      const tmp = `${file}.tmp`;
+      const fd = fs.openSync(tmp, "w", 0o600);
+      try {
+        fs.writeSync(fd, `${JSON.stringify({ format: FORMAT, saved_at: now(), timers })}\n`);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, file);
+      try {
+        const d = fs.openSync(dir, "r");
+        try {
+          fs.fsyncSync(d);
+        } finally {
+          fs.closeSync(d);
+        }
+      } catch {
+        // Some filesystems cannot fsync a directory; the rename is still atomic.
+      }
+    },
+  };
+}
+
+/** A store in memory, for `hub rules test` and tests. */
+export function memoryTimerStore(initial: readonly SavedTimer[] = []): TimerStore & { saved: SavedTimer[]; saves: number } {
+  const s = {
+    saved: structuredClone([...initial]) as SavedTimer[],
+    saves: 0,
+    load: () => structuredClone(s.saved),
+    save(timers: readonly SavedTimer[]) {
+      s.saved = structuredClone([...timers]) as SavedTimer[];
+      s.saves++;
+    },
+  };
+  return s;
+}
+
+/** The engine's book of pending timers: what is held now, saved a moment after each change. */
+export interface TimerBook {
+  readonly enabled: boolean;
+  /** Holds a timer until the Cancel (fired, cancelled); each change schedules a save. */
+  remember(t: SavedTimer): () => void;
+  /** Schedules a save (e.g. after start, so dropped timers leave the file). */
+  changed(): void;
+  /** Reads what was saved at the last stop and starts an empty book. */
+  load(): SavedTimer[];
+  /** Saves now, then ignores releases: runs cancelled by stopping stay saved. */
+  freeze(): void;
+}
+
+export function timerBook(store: TimerStore | undefined, clock: Clock, log: Logger, saveDelayMs: number): TimerBook {
+  const held = new Map<object, SavedTimer>();
+  let frozen = false;
+  let timer: Cancel | undefined;
+  const saveNow = () => {
+    timer?.();
+    timer = undefined;
+    try {
+      store?.save([...held.values()]);
+    } catch (err) {
+      log.error("cannot save the pending rule timers", { error: err });
+    }
+  };
+  const changed = () => {
+    if (store === undefined || frozen || timer !== undefined) return;
+    timer = clock.after(saveDelayMs, saveNow);
+  };
+  return {
+    enabled: store !== undefined,
+    remember(t) {
+      const token = {};
+      held.set(token, t);
+      changed();
+      return () => {
+        if (frozen || !held.delete(token)) return;
+        changed();
+      };
+    },
+    changed,
+    load() {
+      held.clear();
+      frozen = false;
+      return store?.load() ?? [];
+    },
+    freeze() {
+      if (store !== undefined) saveNow();
+      frozen = true;
+    },
+  };
+}

@@ -1,0 +1,136 @@
+// The broker's SQLite file format (hub/broker/store/db.ts) and the retained message's publisher
+// (checklist G3: a retained message whose publisher lost write access is not replayed): the
+// publisher survives a restart, including one filled in after the message was stored (a retained
+// will), and a file written before the publisher column existed is migrated, not moved aside.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import t, { type Test } from "tap";
+import type { AccessControl, BrokerAuth, Identity } from "../../../hub/broker/auth/types.js";
+import { createBroker, type EmbeddedBroker } from "../../../hub/broker/broker.js";
+import type { RetainedMessage } from "../../../hub/broker/retained.js";
+import { type BrokerStore, createBrokerStore } from "../../../hub/broker/store/journal.js";
+import { systemClock } from "../../../hub/clock.js";
+import { memoryLogger } from "../../../hub/log.js";
+import { defaultLimits } from "../../support/broker.js";
+import { connectClient, publish, type RawClient, subscribe } from "../../support/raw-client.js";
+
+function dir(t: Test): string {
+  const d = mkdtempSync(join(tmpdir(), "hub-broker-db-"));
+  t.teardown(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+/** Everyone may read; a user may write g3/# while `writers` has them. */
+function aclFor(writers: Set<string>): AccessControl {
+  return {
+    canPublish: (id: Identity, topic: string) => id.internal === true || (topic.startsWith("g3/") && writers.has(id.username ?? "")),
+    canSubscribe: () => true,
+    canReceive: () => true,
+  };
+}
+
+async function hub(t: Test, path: string, writers?: Set<string>): Promise<{ broker: EmbeddedBroker; store: BrokerStore; port: number; lines: string[]; stop: () => Promise<void> }> {
+  const log = memoryLogger("debug");
+  const clock = systemClock();
+  const store = createBrokerStore({ path, sync: "normal", commitIntervalMs: 2 }, { clock, log });
+  const broker = createBroker({
+    limits: defaultLimits(),
+    listeners: [{ host: "127.0.0.1", port: 0, protocol: "mqtt" } as never],
+    sysIntervalMs: 0,
+    version: "test",
+    clock,
+    log,
+    store,
+  });
+  if (writers !== undefined) {
+    const auth: BrokerAuth = { authenticate: (r) => ({ ok: true, username: r.username }), acl: aclFor(writers) };
+    broker.core.auth = auth;
+  }
+  await broker.start();
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await broker.stop();
+  };
+  t.teardown(stop);
+  return { broker, store, port: broker.addresses()[0]!.port, lines: log.lines, stop };
+}
+
+async function client(t: Test, port: number, clientId: string, username?: string): Promise<RawClient> {
+  const { c } = await connectClient(port, 5, { clientId, username });
+  t.teardown(() => c.destroy());
+  return c;
+}
+
+/** Retained messages a new subscription to `filter` receives (a PINGRESP marks the end). */
+async function replayed(t: Test, port: number, filter: string): Promise<string[]> {
+  const c = await client(t, port, `viewer-${Math.random().toString(36).slice(2)}`);
+  await subscribe(c, filter, 1);
+  c.send({ cmd: "pingreq" });
+  const got: string[] = [];
+  for (;;) {
+    const p = await c.next();
+    if (p.cmd === "pingresp") return got;
+    if (p.cmd !== "publish") continue;
+    if (p.qos > 0) c.send({ cmd: "puback", messageId: p.messageId! });
+    got.push(`${p.topic} ${String(p.payload)}`);
+  }
+}
+
+t.test("a retained message's publisher survives a restart, and G3 still applies to it", async (t) => {
+  const path = join(dir(t), "broker.db");
+  const writers = new Set(["writer"]);
+  const a = await hub(t, path, writers);
+  const w = await client(t, a.port, "w1", "writer");
+  t.equal(await publish(w, "g3/state", "on", 1, { retain: true }), 0);
+  await a.stop();
+
+  const b = await hub(t, path, writers);
+  t.same(b.broker.core.retained.get("g3/state")?.publisher, { clientId: "w1", username: "writer" }, "publisher restored");
+  t.same(await replayed(t, b.port, "g3/#"), ["g3/state on"], "replayed while the writer may write");
+  await b.stop();
+
+  const c = await hub(t, path, new Set());
+  t.same(await replayed(t, c.port, "g3/#"), [], "not replayed after a restart once the writer lost write access");
+});
+
+t.test("a publisher set after the message was stored (a retained will) is written too", async (t) => {
+  const path = join(dir(t), "broker.db");
+  const a = await hub(t, path);
+  const m: RetainedMessage = { topic: "w/x", payload: Buffer.from("gone"), qos: 1, storedAt: 0 };
+  a.broker.core.retained.set(m);
+  a.store.retained(m.topic, m);
+  m.publisher = { clientId: "dev1", username: "hub:rules", internal: true };
+  await a.stop();
+  const b = await hub(t, path);
+  t.same(b.broker.core.retained.get("w/x")?.publisher, { clientId: "dev1", username: "hub:rules", internal: true });
+  const r = new Database(path, { readonly: true });
+  t.teardown(() => r.close());
+  t.same(r.prepare("SELECT publisher FROM retained WHERE topic = 'w/x'").get(), { publisher: '{"clientId":"dev1","username":"hub:rules","internal":true}' });
+});
+
+t.test("a file from before the publisher column is migrated: rows kept, the column added and used", async (t) => {
+  const path = join(dir(t), "broker.db");
+  const old = new Database(path);
+  old.pragma("journal_mode = WAL");
+  old.exec("CREATE TABLE retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL, props TEXT, expires_at INTEGER)");
+  old.prepare("INSERT INTO retained (topic, payload, qos, props, expires_at) VALUES (?, ?, ?, ?, ?)").run("old/t", Buffer.from("kept"), 1, null, null);
+  old.close();
+
+  const a = await hub(t, path, new Set(["writer"]));
+  t.notMatch(a.lines.join("\n"), /moved it aside/, "not treated as corrupt");
+  t.match(a.lines.join("\n"), /broker state restored.*retained=1/);
+  const kept = a.broker.core.retained.get("old/t");
+  t.equal(String(kept?.payload), "kept");
+  t.equal(kept?.publisher, undefined, "no publisher known for an old row");
+  const w = await client(t, a.port, "w2", "writer");
+  t.equal(await publish(w, "g3/new", "x", 1, { retain: true }), 0);
+  await a.stop();
+
+  const b = await hub(t, path, new Set(["writer"]));
+  t.same(b.broker.core.retained.get("g3/new")?.publisher, { clientId: "w2", username: "writer" });
+  t.equal(String(b.broker.core.retained.get("old/t")?.payload), "kept");
+});
