@@ -1,5 +1,10 @@
 // The composition root: builds every part from the config and passes clock, logger and I/O down.
 // No module-level singletons: everything the hub holds is reachable from what buildApp returns.
+// Each part's module is imported where the config asks for it (`await import(...)`, typed through
+// `typeof import`): a hub without ws listeners, storage, bridges, Arduinos, sensors or GPIO never
+// loads ws, better-sqlite3, the bridge, the Arduino link, the simulators or those drivers. Module
+// loading is most of a start's CPU (10x slower on a Pi Zero) and every module loaded stays in RSS;
+// the bench's idlerss row measures it.
 import * as fs from "node:fs";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -7,44 +12,21 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Bus, Clock, Logger, Service } from "./contracts.js";
 import type { Config } from "./config/schema.js";
-import { createBroker, type EmbeddedBroker } from "./broker/broker.js";
-import { createBrokerStore } from "./broker/store/journal.js";
-import { createAuthService } from "./broker/auth/load.js";
-import { createBridge } from "./bridge/bridge.js";
+import type { EmbeddedBroker } from "./broker/broker.js";
 import type { BrokerLimits } from "./broker/core.js";
-import { createExternalBus } from "./bus/external.js";
-import { createDeviceHost, type DeviceSpec } from "./devices.js";
-import { createDiscovery, entitiesFor } from "./discovery.js";
-import { type ArduinoConfig, arduinoEntities, configuredChannels, createArduinoHost } from "./arduino.js";
-import { nodeSerial } from "../drivers/io/serial-node.js";
-import { createSimSerial } from "../drivers/io/sim/serial.js";
-import { attachSimArduinos } from "../drivers/io/sim/arduino-board.js";
-import { hardwareCheck } from "./hardware-check.js";
+import { createDeviceHost, type DeviceHostDeps, type DeviceSpec } from "./devices.js";
+import { createDiscovery, type DiscoveryDevice, entitiesFor } from "./discovery.js";
+import type { ArduinoConfig } from "./arduino.js";
+import { loadDrivers } from "./driver-registry.js";
 import { createLifecycle, type Lifecycle } from "./lifecycle.js";
 import { hubTopics } from "./topics.js";
 import { createRulesEngine } from "../rules/engine.js";
 import { loadRulesDir, watchRulesDir } from "../rules/load.js";
 import { jsonTimerStore } from "../rules/timers.js";
-import { simulatedSensor } from "../drivers/simulated-sensor.js";
-import type { DriverDefinition } from "../drivers/types.js";
-import { gpioInput } from "../drivers/gpio-input.js";
-import { gpioOutput } from "../drivers/gpio-output.js";
 import type { GpioProvider } from "../drivers/io/gpio.js";
-import { linuxGpio } from "../drivers/io/linux-gpio.js";
-import { autoPress, createSimGpioChip, type SimGpioChip } from "../drivers/io/sim/gpio.js";
-import { htu21d } from "../drivers/htu21d.js";
-import { mcp23017Gpio } from "../drivers/mcp23017.js";
-import { ads1115 } from "../drivers/ads1115.js";
-import { aht20 } from "../drivers/aht20.js";
-import { bh1750 } from "../drivers/bh1750.js";
-import { bme280, bmp280 } from "../drivers/bme280.js";
-import { ds18b20 } from "../drivers/ds18b20.js";
-import { sht3x } from "../drivers/sht3x.js";
-import { sht4x } from "../drivers/sht4x.js";
-import { type I2cBus, i2cProvider } from "../drivers/io/i2c.js";
-import { linuxI2c } from "../drivers/io/linux-i2c.js";
-import { createOneWire, type OneWire, W1_SYSFS } from "../drivers/io/one-wire.js";
-import { createSimulatedHardware } from "../drivers/io/sim/hardware.js";
+import type { SimGpioChip } from "../drivers/io/sim/gpio.js";
+import type { I2cBus } from "../drivers/io/i2c.js";
+import type { OneWire } from "../drivers/io/one-wire.js";
 
 export interface AppDeps {
   config: Config;
@@ -54,6 +36,8 @@ export interface AppDeps {
   random?: () => number;
   /** GPIO backend; default: from config.hardware (simulate: a simulated chip; linux: sysfs). */
   gpio?: GpioProvider;
+  /** Reads the config file again on SIGHUP: its `rules:` are reloaded (a bad file keeps the old rules). */
+  rereadConfig?: () => { ok: true; config: Config } | { ok: false; problems: string };
 }
 
 export interface App {
@@ -85,35 +69,27 @@ export function brokerLimits(l: Config["broker"]["limits"]): BrokerLimits {
     maxRetainedMessages: l.max_retained_messages,
     maxRetainedBytes: l.max_retained_bytes,
     maxUserProperties: l.max_user_properties,
+    flapping: l.flapping.enabled ? { maxConnects: l.flapping.max_connects, windowMs: l.flapping.window, banMs: l.flapping.ban } : undefined,
   };
 }
-
-const drivers: Record<string, DriverDefinition<never>> = {
-  simulated_sensor: simulatedSensor as DriverDefinition<never>,
-  gpio_input: gpioInput as DriverDefinition<never>,
-  gpio_output: gpioOutput as DriverDefinition<never>,
-  bme280: bme280 as DriverDefinition<never>,
-  bmp280: bmp280 as DriverDefinition<never>,
-  sht3x: sht3x as DriverDefinition<never>,
-  sht4x: sht4x as DriverDefinition<never>,
-  aht20: aht20 as DriverDefinition<never>,
-  bh1750: bh1750 as DriverDefinition<never>,
-  ads1115: ads1115 as DriverDefinition<never>,
-  ds18b20: ds18b20 as DriverDefinition<never>,
-  htu21d: htu21d as DriverDefinition<never>,
-};
 
 /**
  * I2C buses and 1-Wire for the sensor drivers. simulate: a register-level twin of every configured
  * sensor at its bus and address, in a scripted house; linux: /dev/i2c-N through i2c-bus (opened on
  * first use, so a hub without I2C sensors never needs it) and the kernel's w1 sysfs.
  */
-function sensorHardware(config: Config, clock: Clock, gpio?: SimGpioChip): { i2c: (bus: number) => Promise<I2cBus>; oneWire: OneWire; service: Service } {
+async function sensorHardware(config: Config, clock: Clock, gpio?: SimGpioChip): Promise<{ i2c: (bus: number) => Promise<I2cBus>; oneWire: OneWire; service: Service }> {
   if (config.hardware === "simulate") {
     // GPIO expanders are simulated chips on their bus too, their INTA wired to the simulated GPIO.
+    const { createSimulatedHardware } = await import("../drivers/io/sim/hardware.js");
     const sim = createSimulatedHardware([...config.devices, ...config.gpio.expanders], { clock, gpio });
     return { i2c: sim.i2c, oneWire: sim.oneWire, service: { name: "sensor-sim", start: () => sim.start(), stop: () => sim.stop() } };
   }
+  const [{ i2cProvider }, { linuxI2c }, { createOneWire, W1_SYSFS }] = await Promise.all([
+    import("../drivers/io/i2c.js"),
+    import("../drivers/io/linux-i2c.js"),
+    import("../drivers/io/one-wire.js"),
+  ]);
   const buses = i2cProvider(linuxI2c());
   return {
     i2c: (n) => buses.bus(n),
@@ -125,90 +101,29 @@ function sensorHardware(config: Config, clock: Clock, gpio?: SimGpioChip): { i2c
 /** Arduinos have their own host (hub/arduino.ts): their link, not a poll loop, decides availability. */
 const isArduino = (d: Config["devices"][number]): d is ArduinoConfig => d.type === "arduino";
 
-function deviceSpecs(config: Config): DeviceSpec[] {
-  return config.devices.filter((d) => !isArduino(d)).map((d) => {
+async function deviceSpecs(config: Config): Promise<DeviceSpec[]> {
+  const polled = config.devices.filter((d) => !isArduino(d));
+  const drivers = await loadDrivers(polled.map((d) => d.type));
+  return polled.map((d) => {
     // Common fields go to the host; the rest are the driver's options.
     const { name, type, deadband, heartbeat, ...rest } = d;
     const { interval, ...options } = rest as typeof rest & { interval?: number };
-    const driver = drivers[type];
-    if (!driver) throw new Error(`no driver for device type ${type}`);
-    return { name, interval, deadband, heartbeat, driver: driver as DriverDefinition<unknown>, options };
+    return { name, interval, deadband, heartbeat, driver: drivers.get(type)!, options };
   });
 }
 
-export function buildApp(deps: AppDeps): App {
+/**
+ * The hardware seams handed to drivers: GPIO (simulate: a chip whose buttons get pressed now and
+ * then; linux: sysfs, resolved when the first GPIO device opens), I2C buses and 1-Wire, and the
+ * MCP23017 expanders. Pushes the services that run the simulators, before the device host's.
+ */
+async function localIo(deps: AppDeps, random: () => number, services: Service[]): Promise<NonNullable<DeviceHostDeps["io"]>> {
   const { config, clock, log } = deps;
-  const topics = hubTopics(config.base_topic);
-  const services: Service[] = [];
-  // hardware: linux on a machine without the GPIO/I2C/1-Wire the devices need: fail before anything starts.
-  if (config.hardware === "linux") services.push(hardwareCheck(config, { gpio: deps.gpio === undefined }));
-
-  services.push({
-    name: "state-dir",
-    async start() {
-      await mkdir(config.state_dir, { recursive: true });
-    },
-    async stop() {},
-  });
-
-  let broker: EmbeddedBroker | undefined;
-  let busFor: (name: string) => Bus;
-  const external = config.broker.external;
-  if (external) {
-    const ext = createExternalBus(external, { clock, log: log.child("bus"), statusTopic: topics.status() });
-    services.push(ext);
-    busFor = () => ext.bus;
-  } else {
-    broker = createBroker({
-      limits: brokerLimits(config.broker.limits),
-      // Each listener as configured (protocol, TLS files read again on SIGHUP: broker.reload()).
-      listeners: config.broker.listeners,
-      readFile: (p) => readFileSync(p),
-      sysIntervalMs: config.broker.sys_interval,
-      version: deps.version,
-      clock,
-      log: log.child("broker"),
-      // <state_dir>/broker.db, opened by the broker's start() (after the state-dir service made the directory).
-      store: config.broker.storage.enabled
-        ? createBrokerStore(
-            {
-              path: join(config.state_dir, "broker.db"),
-              sync: config.broker.storage.sync,
-              commitIntervalMs: config.broker.storage.commit_interval,
-            },
-            { clock, log: log.child("broker/store") },
-          )
-        : undefined,
-    });
-    // Users and ACLs load before the broker listens (and before it restores wills and sessions).
-    const auth = config.broker.auth;
-    if (auth) services.push(createAuthService(auth, { core: broker.core, clock, log: log.child("broker/auth"), readFile: (f) => readFileSync(f, "utf8") }));
-    services.push(broker);
-    const b = broker;
-    busFor = (name) => b.bus(name);
-  }
-  // Uplinks start after the broker and stop before it (the lifecycle stops in reverse order).
-  for (const bc of config.bridges) {
-    const bridgeLog = log.child(`bridge/${bc.name}`);
-    services.push(createBridge(bc, { bus: busFor(`bridge/${bc.name}`), clock, log: bridgeLog, stateDir: config.state_dir, baseTopic: config.base_topic }));
-  }
-  const bus = busFor("hub");
-
-  services.push({
-    name: "status",
-    async start() {
-      await bus.publish({ topic: topics.status(), payload: Buffer.from("online"), qos: 1, retain: true });
-    },
-    async stop() {
-      await bus.publish({ topic: topics.status(), payload: Buffer.from("offline"), qos: 1, retain: true });
-    },
-  });
-
-  const random = deps.random ?? Math.random;
   let gpio = deps.gpio;
   let simChip: SimGpioChip | undefined;
   if (!gpio && config.hardware === "simulate") {
     // The simulated house: buttons get pressed now and then, relays log their level.
+    const { autoPress, createSimGpioChip } = await import("../drivers/io/sim/gpio.js");
     const chip = createSimGpioChip({ clock, log: log.child("gpio-sim") });
     simChip = chip;
     gpio = chip.provider;
@@ -224,18 +139,101 @@ export function buildApp(deps: AppDeps): App {
     });
   }
   // Resolves the GPIO chip lazily, when the first GPIO device opens: no GPIO device, no sysfs needed.
-  gpio ??= linuxGpio({ clock, log: log.child("gpio"), labels: config.gpio.chip_labels });
+  gpio ??= (await import("../drivers/io/linux-gpio.js")).linuxGpio({ clock, log: log.child("gpio"), labels: config.gpio.chip_labels });
   // Before the device host: the simulated sensors exist before the first reading (and stop after the last).
-  const sensors = sensorHardware(config, clock, simChip);
+  const sensors = await sensorHardware(config, clock, simChip);
   services.push(sensors.service);
   // MCP23017 expanders: GPIO backends on an I2C bus, opened when their first pin is.
   const expanders = new Map<string, GpioProvider>();
-  for (const e of config.gpio.expanders) {
-    const cfg = { name: e.name, bus: e.bus, address: e.address, pollMs: e.poll_interval, interruptPin: e.interrupt_pin };
-    expanders.set(e.name, mcp23017Gpio(cfg, { clock, log: log.child(`gpio/${e.name}`), i2c: sensors.i2c, gpio }));
+  if (config.gpio.expanders.length > 0) {
+    const { mcp23017Gpio } = await import("../drivers/mcp23017.js");
+    for (const e of config.gpio.expanders) {
+      const cfg = { name: e.name, bus: e.bus, address: e.address, pollMs: e.poll_interval, interruptPin: e.interrupt_pin };
+      expanders.set(e.name, mcp23017Gpio(cfg, { clock, log: log.child(`gpio/${e.name}`), i2c: sensors.i2c, gpio }));
+    }
   }
+  return { gpio, i2c: sensors.i2c, oneWire: sensors.oneWire, expanders: (name) => expanders.get(name) };
+}
 
-  const specs = deviceSpecs(config);
+export async function buildApp(deps: AppDeps): Promise<App> {
+  const { config, clock, log } = deps;
+  const topics = hubTopics(config.base_topic);
+  const services: Service[] = [];
+  // hardware: linux on a machine without the GPIO/I2C/1-Wire the devices need: fail before anything starts.
+  if (config.hardware === "linux") services.push((await import("./hardware-check.js")).hardwareCheck(config, { gpio: deps.gpio === undefined }));
+
+  services.push({
+    name: "state-dir",
+    async start() {
+      await mkdir(config.state_dir, { recursive: true });
+    },
+    async stop() {},
+  });
+
+  let broker: EmbeddedBroker | undefined;
+  let busFor: (name: string) => Bus;
+  const external = config.broker.external;
+  if (external) {
+    const { createExternalBus } = await import("./bus/external.js");
+    const ext = createExternalBus(external, { clock, log: log.child("bus"), statusTopic: topics.status() });
+    services.push(ext);
+    busFor = () => ext.bus;
+  } else {
+    const { createBroker } = await import("./broker/broker.js");
+    // better-sqlite3 only when the broker keeps state on disk.
+    const journal = config.broker.storage.enabled ? await import("./broker/store/journal.js") : undefined;
+    broker = createBroker({
+      limits: brokerLimits(config.broker.limits),
+      // Each listener as configured (protocol, TLS files read again on SIGHUP: broker.reload()).
+      listeners: config.broker.listeners,
+      readFile: (p) => readFileSync(p),
+      sysIntervalMs: config.broker.sys_interval,
+      version: deps.version,
+      clock,
+      log: log.child("broker"),
+      // <state_dir>/broker.db, opened by the broker's start() (after the state-dir service made the directory).
+      store: journal
+        ? journal.createBrokerStore(
+            {
+              path: join(config.state_dir, "broker.db"),
+              sync: config.broker.storage.sync,
+              commitIntervalMs: config.broker.storage.commit_interval,
+            },
+            { clock, log: log.child("broker/store") },
+          )
+        : undefined,
+    });
+    // Users and ACLs load before the broker listens (and before it restores wills and sessions).
+    const auth = config.broker.auth;
+    if (auth) services.push((await import("./broker/auth/load.js")).createAuthService(auth, { core: broker.core, clock, log: log.child("broker/auth"), readFile: (f) => readFileSync(f, "utf8") }));
+    services.push(broker);
+    const b = broker;
+    busFor = (name) => b.bus(name);
+  }
+  // Uplinks start after the broker and stop before it (the lifecycle stops in reverse order).
+  if (config.bridges.length > 0) {
+    const { createBridge } = await import("./bridge/bridge.js"); // its durable queue: better-sqlite3
+    for (const bc of config.bridges) {
+      const bridgeLog = log.child(`bridge/${bc.name}`);
+      services.push(createBridge(bc, { bus: busFor(`bridge/${bc.name}`), clock, log: bridgeLog, stateDir: config.state_dir, baseTopic: config.base_topic }));
+    }
+  }
+  const bus = busFor("hub");
+
+  services.push({
+    name: "status",
+    async start() {
+      await bus.publish({ topic: topics.status(), payload: Buffer.from("online"), qos: 1, retain: true });
+    },
+    async stop() {
+      await bus.publish({ topic: topics.status(), payload: Buffer.from("offline"), qos: 1, retain: true });
+    },
+  });
+
+  const random = deps.random ?? Math.random;
+  const specs = await deviceSpecs(config);
+  // GPIO, I2C and 1-Wire (real or simulated) only when a device or an expander can use them.
+  const io = specs.length > 0 || config.gpio.expanders.length > 0 ? await localIo(deps, random, services) : undefined;
   services.push(
     createDeviceHost(specs, {
       bus: busFor("devices"),
@@ -243,7 +241,7 @@ export function buildApp(deps: AppDeps): App {
       log: log.child("devices"),
       topics,
       random,
-      io: { gpio, i2c: sensors.i2c, oneWire: sensors.oneWire, expanders: (name) => expanders.get(name) },
+      io,
       logReadings: config.hardware === "simulate",
     }),
   );
@@ -252,9 +250,15 @@ export function buildApp(deps: AppDeps): App {
   // and replugged by touching / removing <state_dir>/simulated-serial/<device>.unplugged.
   const arduinos = config.devices.filter(isArduino);
   let discovery: ReturnType<typeof createDiscovery> | undefined;
+  const arduinoDiscovery: DiscoveryDevice[] = [];
   if (arduinos.length > 0) {
+    const [{ arduinoEntities, configuredChannels, createArduinoHost }, { nodeSerial }] = await Promise.all([
+      import("./arduino.js"),
+      import("../drivers/io/serial-node.js"),
+    ]);
     let serial: ReturnType<typeof nodeSerial> = nodeSerial();
     if (config.hardware === "simulate") {
+      const [{ createSimSerial }, { attachSimArduinos }] = await Promise.all([import("../drivers/io/sim/serial.js"), import("../drivers/io/sim/arduino-board.js")]);
       const sim = createSimSerial({ clock, control: { dir: join(config.state_dir, "simulated-serial"), exists: (f) => existsSync(f) } });
       attachSimArduinos(sim, arduinos, { clock, random });
       serial = sim;
@@ -277,9 +281,11 @@ export function buildApp(deps: AppDeps): App {
         topics,
         serial,
         discover: (d) => void discovery?.update(d).catch((err) => log.warn("could not announce to Home Assistant", { error: err })),
+        stateDir: config.state_dir,
         logReadings: config.hardware === "simulate",
       }),
     );
+    for (const d of arduinos) arduinoDiscovery.push({ name: d.name, model: "arduino", entities: arduinoEntities(configuredChannels(d)) });
   }
 
   const ha = config.homeassistant;
@@ -298,7 +304,7 @@ export function buildApp(deps: AppDeps): App {
         model: d.type,
         entities: entitiesFor(d.type, specs[i]!.driver.quantities(specs[i]!.options), d as { device_class?: unknown }),
       })),
-      ...arduinos.map((d) => ({ name: d.name, model: "arduino", entities: arduinoEntities(configuredChannels(d)) })),
+      ...arduinoDiscovery,
     ],
   });
   services.push(discovery);
@@ -315,10 +321,15 @@ export function buildApp(deps: AppDeps): App {
       location: config.location,
       timeZone: config.location?.time_zone,
       // Read at start and again on SIGHUP; relative to the working directory, like state_dir.
-      loadRules: rulesDir === undefined ? undefined : () =>
-              loadRulesDir(rulesDir, { readdir: (d) => readdirSync(d), readFile: (f) => readFileSync(f, "utf8") }, config.rules, {
+      loadRules: rulesDir === undefined ? undefined : (configRules) =>
+              loadRulesDir(rulesDir, { readdir: (d) => readdirSync(d), readFile: (f) => readFileSync(f, "utf8") }, configRules, {
                 hasLocation: config.location !== undefined,
               }),
+      // SIGHUP re-reads the config file for its rules; rules_dir and location stay as at start.
+      reloadConfigRules: deps.rereadConfig && (() => {
+        const r = deps.rereadConfig!();
+        return r.ok ? { ok: true, rules: r.config.rules } : r;
+      }),
       // A change to a rules file reloads like SIGHUP does (debounced by the engine).
       watchRules: rulesDir === undefined ? undefined : (changed) => watchRulesDir(rulesDir, changed, log.child("rules"), fs.watch),
       // Pending `for`/delay/wait timers survive a restart (state_dir exists: created above).

@@ -3,8 +3,10 @@
 // through the device host's changeFilter), outputs obey <base>/<device>/<channel>/set, availability
 // follows the link (online after the banner, offline on unplug or a hung sketch), events go to
 // <base>/<device>/event and the link's counters to <base>/<device>/diagnostics (retained JSON).
-// Channels come from the config and from the board's banner; Home Assistant is told about channels
-// first seen in a banner when the board comes online.
+// Channels come from the config and from the board's banner (the config wins where both name one).
+// The last banner's channels are remembered in the state dir (arduino-channels.json), so Home
+// Assistant keeps those entities across restarts and while the board is away; it is told again only
+// when a banner differs from the remembered one.
 import type { Bus, Cancel, Clock, Logger, Message, Service, Topics } from "./contracts.js";
 import type { Config } from "./config/schema.js";
 import { changeFilter, formatValue, parseSwitchCommand } from "./devices.js";
@@ -12,8 +14,10 @@ import type { DiscoveryDevice, DiscoveryEntity } from "./discovery.js";
 import { firmataSession } from "../drivers/arduino/firmata.js";
 import { hubprotoSession } from "../drivers/arduino/hubproto.js";
 import { createLink } from "../drivers/arduino/link.js";
-import type { ChannelKind } from "../drivers/arduino/protocol.js";
+import { linkTiming } from "../drivers/arduino/schema.js";
+import type { ChannelDecl, ChannelKind } from "../drivers/arduino/protocol.js";
 import type { SerialProvider } from "../drivers/io/serial.js";
+import { type ChannelMemory, channelMemory, type RememberedBoard } from "./arduino-channels.js";
 
 export type ArduinoConfig = Extract<Config["devices"][number], { type: "arduino" }>;
 
@@ -31,6 +35,8 @@ export interface ArduinoHostDeps {
   serial: SerialProvider;
   /** Tells Home Assistant about channels learnt from a banner. */
   discover?: (d: DiscoveryDevice) => void;
+  /** Where the last banner's channels are remembered (<state_dir>); none: not remembered. */
+  stateDir?: string;
   logReadings?: boolean;
 }
 
@@ -58,13 +64,36 @@ export function configuredChannels(d: ArduinoConfig): Record<string, ArduinoChan
   return out;
 }
 
+/** The configured channels plus those of a banner that the config does not name. */
+export function mergedChannels(d: ArduinoConfig, banner: readonly ChannelDecl[]): Record<string, ArduinoChannel> {
+  const channels = configuredChannels(d);
+  for (const c of banner) {
+    if (channels[c.name]) continue;
+    channels[c.name] = c.unit === undefined ? { kind: c.kind } : { kind: c.kind, unit: c.unit };
+  }
+  return channels;
+}
+
+const sameBoard = (a: RememberedBoard, b: RememberedBoard | undefined) =>
+  b !== undefined &&
+  a.board === b.board &&
+  a.channels.length === b.channels.length &&
+  a.channels.every((c, i) => c.name === b.channels[i]!.name && c.kind === b.channels[i]!.kind && c.unit === b.channels[i]!.unit);
+
 export function createArduinoHost(devices: ArduinoConfig[], deps: ArduinoHostDeps): Service {
   const { bus, clock, topics } = deps;
   const running: Array<() => Promise<void>> = [];
+  const names = devices.map((d) => d.name);
+  const memory: ChannelMemory | undefined = deps.stateDir === undefined ? undefined : channelMemory(deps.stateDir, names, deps.log);
+  const model = (board: string) => `arduino (${board})`;
 
-  const runBoard = async (d: ArduinoConfig) => {
+  const runBoard = async (d: ArduinoConfig, remembered: RememberedBoard | undefined) => {
     const log = deps.log.child(d.name);
-    const channels = configuredChannels(d);
+    let banner: RememberedBoard | undefined = remembered;
+    let channels = mergedChannels(d, banner?.channels ?? []);
+    // Known from an earlier run: Home Assistant gets the same entities as then, before discovery
+    // starts (so nothing is withdrawn) and whether or not the board is plugged in.
+    if (remembered) deps.discover?.({ name: d.name, model: model(remembered.board), entities: arduinoEntities(channels) });
     const last = new Map<string, number>();
     const filter = changeFilter(d);
     const publish = (topic: string, payload: string, retain = true) =>
@@ -76,11 +105,12 @@ export function createArduinoHost(devices: ArduinoConfig[], deps: ArduinoHostDep
     };
     let errorsSeen = 0;
     const protocol = d.protocol;
+    const timing = linkTiming(d);
     const link = createLink(
       {
         path: d.path,
-        baudRate: d.baud ?? (protocol === "firmata" ? 57600 : 115200),
-        bannerTimeoutMs: d.banner_timeout,
+        baudRate: timing.baud,
+        bannerTimeoutMs: timing.bannerTimeoutMs,
         heartbeatIntervalMs: d.ping_interval,
         heartbeatTimeoutMs: d.ping_timeout,
       },
@@ -92,18 +122,19 @@ export function createArduinoHost(devices: ArduinoConfig[], deps: ArduinoHostDep
       },
       {
         online(info) {
-          let added = false;
-          for (const c of info.channels) {
-            if (channels[c.name]) continue;
-            channels[c.name] = c.unit === undefined ? { kind: c.kind } : { kind: c.kind, unit: c.unit };
-            added = true;
-          }
-          for (const name of Object.keys(channels)) {
-            if (info.protocol === "hubproto" && info.channels.length > 0 && !info.channels.some((c) => c.name === name)) {
-              log.warn("channel in the config but not in the board's banner", { channel: name, board: info.board });
+          // Firmata's channels are the config's; a hubproto banner names the sketch's.
+          const next: RememberedBoard | undefined = info.protocol === "hubproto" && info.channels.length > 0 ? { board: info.board, channels: info.channels } : undefined;
+          if (next) {
+            for (const name of Object.keys(configuredChannels(d))) {
+              if (!next.channels.some((c) => c.name === name)) log.warn("channel in the config but not in the board's banner", { channel: name, board: info.board });
             }
           }
-          if (added) deps.discover?.({ name: d.name, model: `arduino (${info.board})`, entities: arduinoEntities(channels) });
+          if (next && !sameBoard(next, banner)) {
+            banner = next;
+            channels = mergedChannels(d, next.channels);
+            deps.discover?.({ name: d.name, model: model(next.board), entities: arduinoEntities(channels) });
+            memory?.remember(d.name, next).catch((err) => log.warn("could not remember the board's channels", { error: err }));
+          }
           void publish(topics.availability(d.name), "online");
         },
         offline: () => void publish(topics.availability(d.name), "offline"),
@@ -174,10 +205,12 @@ export function createArduinoHost(devices: ArduinoConfig[], deps: ArduinoHostDep
   return {
     name: "arduino",
     async start() {
-      for (const d of devices) await runBoard(d);
+      const remembered = (await memory?.load()) ?? {};
+      for (const d of devices) await runBoard(d, remembered[d.name]);
     },
     async stop() {
       await Promise.all(running.splice(0).map((s) => s()));
+      await memory?.settled();
     },
   };
 }

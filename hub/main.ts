@@ -5,18 +5,17 @@
 // retained message for little throughput (measured with npm run bench).
 // Exit codes: 0 ok, 1 runtime failure, 64 usage error, 70 internal error, 78 bad config (EX_CONFIG,
 // which the systemd unit does not restart on).
+// Only small modules are imported statically; each command imports its own parts (`await import`),
+// so `hub check` never loads the broker and `hub run` never the JSON Schema code, and the compile
+// cache (Node >= 22) is on before the big ones (config: zod + yaml) are compiled.
 import { readdirSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { buildApp } from "./app.js";
 import { systemClock } from "./clock.js";
-import { configJsonSchema } from "./config/json-schema.js";
-import { formatProblems, loadConfigFile } from "./config/load.js";
+import { enableCompileCache } from "./compile-cache.js";
 import type { Config } from "./config/schema.js";
-import { createHealthProbe } from "./health.js";
 import { createLogger, logFormatFor } from "./log.js";
-import { createNotifier } from "./notify.js";
-import { loadPolicy } from "./broker/auth/load.js";
-import { statusCommand } from "./status.js";
+
+enableCompileCache(process.env);
 
 const EX_USAGE = 64;
 const EX_SOFTWARE = 70;
@@ -52,7 +51,8 @@ function version(): string {
   return pkg.version;
 }
 
-function loadOrExit(file: string): Config {
+async function loadOrExit(file: string): Promise<Config> {
+  const { formatProblems, loadConfigFile } = await import("./config/load.js");
   const r = loadConfigFile(file, { readFile: (p) => readFileSync(p, "utf8"), env: process.env });
   if (!r.ok) {
     process.stderr.write(`${formatProblems(r.problems)}\n`);
@@ -63,9 +63,10 @@ function loadOrExit(file: string): Config {
 }
 
 /** The password and ACL files of broker.auth are part of the config: a bad one is a config error. */
-function authFilesOrExit(config: Config): void {
+async function authFilesOrExit(config: Config): Promise<void> {
   const auth = config.broker.auth;
   if (auth === undefined || config.broker.external !== undefined) return;
+  const { loadPolicy } = await import("./broker/auth/load.js");
   const r = loadPolicy(auth, (p) => readFileSync(p, "utf8"));
   if (r.ok) return;
   process.stderr.write(`${r.problems.join("\n")}\n${r.problems.length} problem${r.problems.length === 1 ? "" : "s"} in broker.auth files\n`);
@@ -73,8 +74,8 @@ function authFilesOrExit(config: Config): void {
 }
 
 async function run(file: string, simulate: boolean): Promise<void> {
-  const config = loadOrExit(file);
-  authFilesOrExit(config);
+  const config = await loadOrExit(file);
+  await authFilesOrExit(config);
   if (simulate) config.hardware = "simulate";
   const log = createLogger({
     level: config.log.level,
@@ -93,7 +94,14 @@ async function run(file: string, simulate: boolean): Promise<void> {
   });
 
   log.info("starting", { version: v, config: file, hardware: config.hardware, node: process.version });
-  const app = buildApp({ config, clock, log, version: v });
+  // SIGHUP: the rules part re-reads this file for its `rules:` (a bad file keeps the old rules).
+  const { formatProblems, loadConfigFile } = await import("./config/load.js");
+  const rereadConfig = () => {
+    const r = loadConfigFile(file, { readFile: (p) => readFileSync(p, "utf8"), env: process.env });
+    return r.ok ? r : { ok: false as const, problems: formatProblems(r.problems) };
+  };
+  const [{ buildApp }, { createHealthProbe }, { createNotifier }] = await Promise.all([import("./app.js"), import("./health.js"), import("./notify.js")]);
+  const app = await buildApp({ config, clock, log, version: v, rereadConfig });
   let stopping = false;
   let running = false;
   // The watchdog is fed while messages still go round the embedded broker (hub/health.ts).
@@ -185,8 +193,8 @@ async function main(argv: string[]): Promise<void> {
       return;
     case "check": {
       const file = needConfig();
-      const config = loadOrExit(file);
-      authFilesOrExit(config);
+      const config = await loadOrExit(file);
+      await authFilesOrExit(config);
       if (config.rules_dir !== undefined) {
         // The rules directory is part of what `run` would load: check it the same way.
         const { formatRuleProblems, loadRulesDir } = await import("../rules/load.js");
@@ -201,14 +209,17 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case "status": {
-      const config = loadOrExit(needConfig());
+      const config = await loadOrExit(needConfig());
       const write = (stream: NodeJS.WriteStream) => (s: string) => void stream.write(s);
+      const { statusCommand } = await import("./status.js");
       process.exitCode = await statusCommand(config, { clock: systemClock(), cliVersion: version(), stdout: write(process.stdout), stderr: write(process.stderr) });
       return;
     }
-    case "schema":
+    case "schema": {
+      const { configJsonSchema } = await import("./config/json-schema.js");
       process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
       return;
+    }
     case "rules": {
       const [, sub, ...files] = positionals;
       const readFile = (p: string) => readFileSync(p, "utf8");
@@ -229,7 +240,7 @@ async function main(argv: string[]): Promise<void> {
         process.stderr.write("usage: hub i2c scan [--bus N] [--simulate] [--config FILE]   (N: 0..255)\n");
         process.exit(EX_USAGE);
       }
-      const config = typeof values.config === "string" ? loadOrExit(values.config) : undefined;
+      const config = typeof values.config === "string" ? await loadOrExit(values.config) : undefined;
       const { i2cScanCommand } = await import("./i2c-cli.js");
       const write = (stream: NodeJS.WriteStream) => (s: string) => void stream.write(s);
       process.exitCode = await i2cScanCommand(

@@ -28,6 +28,14 @@ export interface StatusSnapshot {
   sysEnabled: boolean;
   /** Version of this CLI, to flag a hub still running the previous version after an upgrade. */
   cliVersion?: string;
+  /** Bridge name → its retained `<base_topic>/bridge/<name>/<key>` topics (status, queue_depth, ...). */
+  bridges?: Map<string, Map<string, string>>;
+  /** Bridges named in the config. */
+  configuredBridges?: string[];
+  /** Rule id → the `result` of its retained `<base_topic>/rules/<id>/last_run` (ok, error, ...). */
+  ruleResults?: Map<string, string>;
+  /** Rules written in the config file itself (a rules_dir adds more, known only from their topics). */
+  configuredRules?: string[];
 }
 
 export type StatusResult = { ok: true; snapshot: StatusSnapshot } | { ok: false; message: string };
@@ -95,9 +103,44 @@ export function formatStatus(s: StatusSnapshot): string {
   row("devices", names.length === 0 ? "none configured" : `${online} online, ${offline} offline${other ? `, ${other} unknown` : ""}`);
   const width = Math.max(0, ...names.map((n) => n.length));
   for (const n of names) row("", `${n.padEnd(width)}  ${stateOf(n)}`);
-  row("rules", "not built yet");
-  row("bridge", "not built yet");
+  formatRules(s, row);
+  formatBridges(s, row);
   return `${lines.join("\n")}\n`;
+}
+
+/** How many rules are known and have run, and one line per rule whose last run failed. */
+function formatRules(s: StatusSnapshot, row: (k: string, v: string) => void): void {
+  const results = s.ruleResults ?? new Map<string, string>();
+  const ids = new Set([...(s.configuredRules ?? []), ...results.keys()]);
+  if (ids.size === 0) {
+    row("rules", "none configured");
+    return;
+  }
+  const failed = [...results].filter(([, r]) => r === "error").map(([id]) => id).sort();
+  row("rules", `${ids.size} known, ${results.size} have run${failed.length ? `, ${failed.length} failed on their last run` : ""}`);
+  for (const id of failed) row("", `${id}  last run failed (its rules/${id}/last_error topic says why)`);
+}
+
+/** One line per bridge from its retained topics: link state, backlog, and what was sent and dropped. */
+function formatBridges(s: StatusSnapshot, row: (k: string, v: string) => void): void {
+  const seen = s.bridges ?? new Map<string, Map<string, string>>();
+  const names = [...new Set([...(s.configuredBridges ?? []), ...seen.keys()])].sort();
+  if (names.length === 0) {
+    row("bridges", "none configured");
+    return;
+  }
+  const stateOf = (n: string) => seen.get(n)?.get("status") ?? "unknown";
+  const online = names.filter((n) => stateOf(n) === "online").length;
+  const offline = names.filter((n) => stateOf(n) === "offline").length;
+  const other = names.length - online - offline;
+  row("bridges", `${online} online, ${offline} offline${other ? `, ${other} unknown` : ""}`);
+  const width = Math.max(...names.map((n) => n.length));
+  for (const n of names) {
+    const v = (k: string) => seen.get(n)?.get(k) ?? "?";
+    const age = seen.get(n)?.get("oldest_age");
+    const oldest = age !== undefined && age !== "0" ? ` (oldest ${formatUptime(age) ?? `${age}s`})` : "";
+    row("", `${n.padEnd(width)}  ${stateOf(n)}, ${v("queue_depth")} queued${oldest}, ${v("sent")} sent, ${v("dropped")} dropped, ${v("reconnects")} reconnects`);
+  }
 }
 
 export interface QueryOptions {
@@ -126,6 +169,10 @@ export async function queryStatus(config: Config, o: QueryOptions): Promise<Stat
     configuredDevices: config.devices.map((d) => d.name),
     sysEnabled: config.broker.sys_interval > 0,
     cliVersion: o.cliVersion,
+    bridges: new Map(),
+    configuredBridges: config.bridges.map((b) => b.name),
+    ruleResults: new Map(),
+    configuredRules: config.rules.map((r) => r.id),
   };
   // Loaded here, not at the top: `hub run` imports this module and must not pay MQTT.js's memory.
   const { default: mqtt } = await import("mqtt");
@@ -155,7 +202,10 @@ export async function queryStatus(config: Config, o: QueryOptions): Promise<Stat
   }
 
   const sysPrefix = "$SYS/broker/";
-  const availability = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/([^/]+)/availability$`);
+  const escaped = base.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const availability = new RegExp(`^${escaped}/([^/]+)/availability$`);
+  const bridge = new RegExp(`^${escaped}/bridge/([^/]+)/([^/]+)$`);
+  const ruleRun = new RegExp(`^${escaped}/rules/([^/]+)/last_run$`);
   client.on("message", (topic, payload) => {
     const text = payload.toString("utf8");
     if (topic.startsWith(sysPrefix)) snapshot.sys.set(topic.slice(sysPrefix.length), text);
@@ -163,11 +213,25 @@ export async function queryStatus(config: Config, o: QueryOptions): Promise<Stat
     else {
       const m = availability.exec(topic);
       if (m) snapshot.availability.set(m[1]!, text);
+      const r = ruleRun.exec(topic);
+      if (r) {
+        try {
+          snapshot.ruleResults!.set(r[1]!, String((JSON.parse(text) as { result?: unknown }).result ?? "unknown"));
+        } catch {
+          snapshot.ruleResults!.set(r[1]!, "unknown");
+        }
+      }
+      const b = bridge.exec(topic);
+      if (b) {
+        const values = snapshot.bridges!.get(b[1]!) ?? new Map<string, string>();
+        values.set(b[2]!, text);
+        snapshot.bridges!.set(b[1]!, values);
+      }
     }
   });
   await new Promise<void>((resolve) => {
     const cancel = o.clock.after(o.timeoutMs ?? 1_000, () => resolve());
-    client.subscribe([`${sysPrefix}#`, `${base}/+/availability`, `${base}/status`], { qos: 0 });
+    client.subscribe([`${sysPrefix}#`, `${base}/+/availability`, `${base}/status`, `${base}/bridge/+/+`, `${base}/rules/+/last_run`], { qos: 0 });
     // The barrier: acknowledged only after the retained messages of the SUBSCRIBE above.
     client.subscribe(`hub-status/${process.pid}/barrier`, { qos: 0 }, () => {
       cancel();

@@ -6,6 +6,7 @@ import type { Clock, Logger } from "../hub/contracts.js";
 import { evaluate, type Scope, toNumber, toText, truthy } from "./evaluate.js";
 import { parseExpression, type Value } from "./expressions.js";
 import type { Condition } from "./schema.js";
+import { type Location, nextSunEvent, prevSunEvent } from "./sun.js";
 import { inWindow, WEEKDAY_NAMES, type Zone } from "./time.js";
 import type { Cached } from "./triggers.js";
 import { matchesValue, parsePath, valueAt } from "./values.js";
@@ -17,6 +18,8 @@ export interface EvalHost {
   zone: Zone;
   log: Logger;
   cached(topic: string): Cached | undefined;
+  /** For `sun` conditions; `hub check` refuses them without one. */
+  location?: Location;
 }
 
 export type Check = (vars: Vars, trace: string[]) => boolean;
@@ -100,6 +103,8 @@ export function compileCondition(c: Condition, host: EvalHost, indent = ""): Che
         return ok;
       };
     }
+    case "sun":
+      return sunCheck(c, host, indent);
     case "expression": {
       const e = parseExpression(c.expression);
       return (vars, trace) => {
@@ -117,6 +122,56 @@ export function compileCondition(c: Condition, host: EvalHost, indent = ""): Che
       };
     }
   }
+}
+
+/**
+ * `sun`: with after and before, true when the last `after` event is more recent than the last
+ * `before` event (after: sunset, before: sunrise holds through the night, across midnight); after
+ * alone: from the event to local midnight; before alone: from local midnight to the event. Instants,
+ * so daylight saving does not enter; an event that does not happen (polar day or night) is never passed.
+ */
+function sunCheck(c: Extract<Condition, { condition: "sun" }>, host: EvalHost, indent: string): Check {
+  const sameDay = (a: number, b: number) => {
+    const x = host.zone.local(a);
+    const y = host.zone.local(b);
+    return x.year === y.year && x.month === y.month && x.day === y.day;
+  };
+  /** HH:MM, with the date (MM-DD) when not today. */
+  const fmt = (ms: number | undefined, now = host.clock.now()) => {
+    if (ms === undefined) return "none";
+    const l = host.zone.local(ms);
+    const p = (n: number) => String(n).padStart(2, "0");
+    return `${sameDay(ms, now) ? "" : `${p(l.month)}-${p(l.day)} `}${hms(l.hour * 3600 + l.minute * 60)}`;
+  };
+  const off = (ms: number) => (ms === 0 ? "" : `${ms > 0 ? "+" : "-"}${hms(Math.round(Math.abs(ms) / 1000))}`);
+  const desc = [c.after === undefined ? "" : `after ${c.after}${off(c.after_offset)}`, c.before === undefined ? "" : `before ${c.before}${off(c.before_offset)}`]
+    .filter((x) => x)
+    .join(" ");
+  return (_vars, trace) => {
+    const loc = host.location;
+    const now = host.clock.now();
+    if (loc === undefined) {
+      trace.push(`${indent}sun ${desc}: FAIL (no location in the config)`);
+      return false;
+    }
+    const lastAfter = c.after === undefined ? undefined : prevSunEvent(c.after, c.after_offset, now, loc);
+    let ok: boolean;
+    let why: string;
+    if (c.after !== undefined && c.before !== undefined) {
+      const lastBefore = prevSunEvent(c.before, c.before_offset, now, loc);
+      ok = lastAfter !== undefined && (lastBefore === undefined || lastAfter > lastBefore);
+      why = `last ${c.after} ${fmt(lastAfter)}, last ${c.before} ${fmt(lastBefore)}`;
+    } else if (c.after !== undefined) {
+      ok = lastAfter !== undefined && sameDay(lastAfter, now);
+      why = `last ${c.after} ${fmt(lastAfter)}`;
+    } else {
+      const nextBefore = nextSunEvent(c.before!, c.before_offset, now, loc);
+      ok = nextBefore !== undefined && sameDay(nextBefore, now);
+      why = `next ${c.before} ${fmt(nextBefore)}`;
+    }
+    trace.push(`${indent}sun ${desc}: ${yes(ok)} (${why}; it is ${fmt(now)} ${host.zone.name})`);
+    return ok;
+  };
 }
 
 /** All of `conds` must hold (none: true). Stops at the first that fails. */

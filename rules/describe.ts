@@ -73,13 +73,22 @@ export function stableText(v: unknown): string {
  * at its file:line:col when the config has none, instead of the rule failing when it starts.
  */
 export function sunTriggerPaths(rules: readonly unknown[]): (string | number)[][] {
+  return sunPaths(rules, "trigger");
+}
+
+/** Where `sun` conditions are (in conditions, and inside actions: if, choose, repeat), as sunTriggerPaths. */
+export function sunConditionPaths(rules: readonly unknown[]): (string | number)[][] {
+  return sunPaths(rules, "condition");
+}
+
+function sunPaths(rules: readonly unknown[], key: "trigger" | "condition"): (string | number)[][] {
   const out: (string | number)[][] = [];
   const walk = (x: unknown, path: (string | number)[]): void => {
     if (Array.isArray(x)) {
       for (const [i, v] of x.entries()) walk(v, [...path, i]);
     } else if (typeof x === "object" && x !== null) {
       const o = x as Record<string, unknown>;
-      if (o.trigger === "sun") out.push(path);
+      if (o[key] === "sun") out.push(path);
       for (const [k, v] of Object.entries(o)) walk(v, [...path, k]);
     }
   };

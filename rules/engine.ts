@@ -3,25 +3,31 @@
 // to its mode, and reports each rule's last trigger, run, error and trace under
 // <base>/rules/<id>/ and in the log.
 //
-// Topic index: one bus subscription per distinct filter, each with the set of triggers listening on
-// it, so the broker's subscription tree delivers a message only to the rules whose filters match it.
-// Pending `for` timers and paused runs are kept in a TimerStore (rules/timers.ts) and resumed at
-// start; reloads (SIGHUP, a watched rules file changing) run one at a time.
-import type { Bus, Cancel, Clock, Logger, Message, Service } from "../hub/contracts.js";
-import { type ActionHost, compileActions, RunCancelled, type Run, type Step, StopRun } from "./actions.js";
-import { type Check, compileConditions } from "./conditions.js";
-import { describeTrigger, readTopics, stableText } from "./describe.js";
+// The parts: the topic index and state cache (rules/topic-index.ts: a message reaches only the rules
+// whose filters match it), runs by mode (rules/runs.ts), pending `for` timers and paused runs kept in
+// a TimerStore (rules/timers.ts) and resumed at start. This file wires them and reloads: SIGHUP
+// re-reads the config file's own rules and the rules files, a watched rules file changing re-reads
+// the rules files; reloads run one at a time and an invalid file keeps the old rules running.
+import type { Bus, Cancel, Clock, Logger, Service } from "../hub/contracts.js";
+import { type ActionHost, compileActions } from "./actions.js";
+import { compileConditions } from "./conditions.js";
+import { readTopics, stableText } from "./describe.js";
 import type { Value } from "./expressions.js";
 import { formatRuleProblems, type RulesLoad } from "./load.js";
+import { createRunner, retire, type RuleRuntime } from "./runs.js";
 import type { Rule, Trigger } from "./schema.js";
 import type { Location } from "./sun.js";
-import { type RuleStatus, type RunResult, type StatusKeeper, statusKeeper } from "./status.js";
+import { type RuleStatus, type RunResult, statusKeeper } from "./status.js";
 import { systemTimeZone, zone as makeZone } from "./time.js";
 import { type SavedFor, type SavedRun, type SavedTimer, type TimerStore, ruleVersion, timerBook } from "./timers.js";
-import { armTrigger, type Cached, type ForKeeper, type Listener, type TriggerHost, type TriggerVars } from "./triggers.js";
-import { payloadValue } from "./values.js";
+import { createTopicIndex } from "./topic-index.js";
+import { armTrigger, type ForKeeper, type TriggerHost } from "./triggers.js";
+
+/** The config file's rules read again (SIGHUP), or its problems, one `file:line:col: …` per line. */
+export type ConfigRulesLoad = { ok: true; rules: readonly Rule[] } | { ok: false; problems: string };
 
 export interface RulesEngineDeps {
+  /** The config file's own `rules:` as read at start. */
   rules: readonly Rule[];
   bus: Bus;
   clock: Clock;
@@ -34,10 +40,17 @@ export interface RulesEngineDeps {
   /** False while the wall clock is not yet trusted; default: it reads 2020 or later. */
   clockSynchronised?: () => boolean;
   /**
-   * Reads more rules (a rules directory) at start and on reload(). At start a problem is fatal; on
-   * reload the old rules keep running and the problems are logged.
+   * Reads more rules (a rules directory) at start and on reload(); `configRules` are the config's
+   * rules in force (ids must not repeat them). At start a problem is fatal; on reload the old rules
+   * keep running and the problems are logged.
    */
-  loadRules?: () => RulesLoad;
+  loadRules?: (configRules: readonly Rule[]) => RulesLoad;
+  /**
+   * Re-reads the config file's own `rules:` on reload() (SIGHUP), not on a rules file change. A
+   * problem anywhere in the config file keeps the old rules running (logged with file:line:col).
+   * Without it, `rules` stay those given at start.
+   */
+  reloadConfigRules?: () => ConfigRulesLoad;
   /** Called after each evaluation (for `hub rules test`): the rule, its result and its trace. */
   onRun?: (report: { rule: string; result: RunResult; trace: readonly string[]; at: number }) => void;
   /** Publish status topics (default true). */
@@ -64,31 +77,6 @@ export interface RulesEngine extends Service {
   status(id: string): RuleStatus | undefined;
 }
 
-interface RuleRuntime {
-  rule: Rule;
-  /** Hash of the rule's text: saved timers resume only into the same rule. */
-  version: string;
-  check: Check;
-  body: Step;
-  armed: Cancel[];
-  active: Map<Run, Promise<void>>;
-  queue: { vars: Map<string, Value>; trace: string[] }[];
-  status: StatusKeeper;
-  storm: { since: number; count: number };
-}
-
-interface FilterEntry {
-  listeners: Set<Listener>;
-  /** Kept for the state cache even without listeners. */
-  pinned: boolean;
-  /** The subscription is in place; until then a retained message is a startup value. */
-  ready: boolean;
-  dead: boolean;
-  unsubscribe?: Cancel;
-}
-
-/** More trigger firings than this in one second, for one rule, are dropped (a rule feeding itself). */
-const STORM_PER_SECOND = 500;
 const SYNCED_AFTER = Date.UTC(2020, 0, 1);
 const SAVE_DELAY_MS = 1000;
 const RELOAD_DELAY_MS = 500;
@@ -96,14 +84,14 @@ const RELOAD_DELAY_MS = 500;
 export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
   const { bus, clock, log, topicsBase } = deps;
   const zone = makeZone(deps.timeZone ?? systemTimeZone());
-  const cache = new Map<string, Cached>();
-  const index = new Map<string, FilterEntry>();
-  const subscribing = new Set<Promise<void>>();
+  const topics = createTopicIndex({ bus, clock, log });
   const publishStatus = deps.publishStatus ?? true;
   let accepting = false;
   /** While start() runs: triggers that fire (a resumed `for` already due) wait for it to finish. */
   let starting = false;
   let deferred: (() => void)[] = [];
+  /** The config file's rules in force (replaced by a SIGHUP that reads a valid config file). */
+  let configRules = deps.rules;
 
   // ---- durable timers (rules/timers.ts) ----
   const book = timerBook(deps.timers, clock, log, deps.saveDelayMs ?? SAVE_DELAY_MS);
@@ -111,67 +99,36 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
   /** `for` timers saved at the last stop, by `<rule>#<trigger>`, until their triggers are armed. */
   let savedFor = new Map<string, SavedFor>();
   const keeps = (rt: RuleRuntime) => book.enabled && rt.rule.on_restart === "resume";
-  const runOwner = new WeakMap<Run, RuleRuntime>();
+
+  const runner = createRunner({
+    clock,
+    log,
+    accepting: () => accepting,
+    defer: (f) => {
+      if (starting) deferred.push(f);
+    },
+    onRun: deps.onRun,
+  });
 
   // ---- reload: SIGHUP and file changes, one at a time ----
   let reloading: Promise<void> = Promise.resolve();
   let unwatch: Cancel | undefined;
   let quiet: Cancel | undefined;
+  const queueReload = (withConfig: boolean): Promise<void> => {
+    const next = reloading.then(
+      () => reloadNow(withConfig),
+      () => reloadNow(withConfig),
+    );
+    reloading = next.catch((err: unknown) => log.error("rules reload failed", { error: err }));
+    return next;
+  };
   const fileChanged = () => {
     quiet?.();
     quiet = clock.after(deps.reloadDelayMs ?? RELOAD_DELAY_MS, () => {
       quiet = undefined;
       log.info("a rules file changed: reloading");
-      void engine.reload!();
+      void queueReload(false);
     });
-  };
-
-  const onMessage = (e: FilterEntry, m: Message): void => {
-    const topic = m.topic;
-    const text = m.payload.toString("utf8");
-    const now = clock.now();
-    let c = cache.get(topic);
-    if (c === undefined || c.text !== text) {
-      c = { text, value: payloadValue(text), at: now, changedAt: now };
-      cache.set(topic, c);
-    } else c.at = now;
-    const initial = !e.ready && m.retain;
-    for (const l of e.listeners) {
-      try {
-        l(topic, c, initial, m);
-      } catch (err) {
-        log.error("trigger failed", { topic, error: err });
-      }
-    }
-  };
-
-  const entryFor = (filter: string): FilterEntry => {
-    let e = index.get(filter);
-    if (e !== undefined) return e;
-    const entry: FilterEntry = { listeners: new Set(), pinned: false, ready: false, dead: false };
-    index.set(filter, entry);
-    const p = bus
-      .subscribe(filter, (m) => onMessage(entry, m), { qos: 1 })
-      .then(
-        (cancel) => {
-          if (entry.dead) cancel();
-          else {
-            entry.unsubscribe = cancel;
-            entry.ready = true;
-          }
-        },
-        (err) => log.error("cannot subscribe", { filter, error: err }),
-      )
-      .finally(() => subscribing.delete(p));
-    subscribing.add(p);
-    e = entry;
-    return e;
-  };
-
-  const drop = (filter: string, e: FilterEntry) => {
-    e.dead = true;
-    e.unsubscribe?.();
-    if (index.get(filter) === e) index.delete(filter);
   };
 
   const host: ActionHost & TriggerHost = {
@@ -181,19 +138,12 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     bus,
     topicsBase,
     location: deps.location,
-    cached: (topic) => cache.get(topic),
+    cached: topics.cached,
     clockSynchronised: deps.clockSynchronised ?? (() => clock.now() >= SYNCED_AFTER),
-    listen(filter, fn) {
-      const e = entryFor(filter);
-      e.listeners.add(fn);
-      return () => {
-        e.listeners.delete(fn);
-        if (e.listeners.size === 0 && !e.pinned && !e.dead) drop(filter, e);
-      };
-    },
+    listen: topics.listen,
     arm: (t: Trigger, i: number, fire) => armTrigger(t, i, host, fire),
     hold(run, due) {
-      const rt = runOwner.get(run);
+      const rt = runner.owner(run);
       if (rt === undefined || !keeps(rt)) return () => {};
       const vars = Object.fromEntries(run.vars) as SavedRun["vars"];
       return remember({ kind: "run", rule: rt.rule.id, version: rt.version, path: [...run.at], vars, due, started: run.started });
@@ -213,111 +163,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
   });
   /** The rules in force, by id, with the stable text of each (to tell an unchanged one on reload). */
   let byId = new Map<string, { rt: RuleRuntime; text: string }>();
-  for (const rule of deps.rules) byId.set(rule.id, { rt: compile(rule), text: stableText(rule) });
-
-  const finish = (rt: RuleRuntime, trace: string[], result: RunResult, started: number, error?: string) => {
-    const now = clock.now();
-    const s = rt.status;
-    s.running = rt.active.size;
-    s.queued = rt.queue.length;
-    s.ran(started, now, result, trace, error);
-    const fields = { rule: rt.rule.id, result, ms: now - started };
-    if (result === "error") log.warn("rule failed", { ...fields, error });
-    else if (result === "conditions_failed" || result === "cancelled") log.debug("rule did not run to the end", fields);
-    else log.info("rule ran", fields);
-    deps.onRun?.({ rule: rt.rule.id, result, trace, at: now });
-  };
-
-  const cancelRun = (run: Run) => {
-    run.cancelled = true;
-    for (const c of [...run.pending]) c();
-  };
-
-  const start = (rt: RuleRuntime, vars: Map<string, Value>, trace: string[], resume?: SavedRun) => {
-    const started = clock.now();
-    const run: Run = { rule: rt.rule.id, vars, trace, cancelled: false, pending: new Set(), at: [], started: resume?.started ?? started };
-    if (resume !== undefined) run.resume = { path: [...resume.path], due: resume.due };
-    runOwner.set(run, rt);
-    rt.status.runs++;
-    const p = rt
-      .body(run)
-      .then(
-        () => finish(rt, trace, "ok", started),
-        (err: unknown) => {
-          if (err instanceof RunCancelled) {
-            trace.push("cancelled");
-            finish(rt, trace, "cancelled", started);
-          } else if (err instanceof StopRun) finish(rt, trace, err.error ? "error" : "stopped", started, err.error ? err.message : undefined);
-          else {
-            const message = err instanceof Error ? err.message : String(err);
-            trace.push(`error: ${message}`);
-            finish(rt, trace, "error", started, message);
-          }
-        },
-      )
-      .finally(() => {
-        rt.active.delete(run);
-        rt.status.running = rt.active.size;
-        const next = rt.rule.mode === "queued" && accepting ? rt.queue.shift() : undefined;
-        if (next !== undefined) start(rt, next.vars, next.trace);
-      })
-      // A fault in the engine's own bookkeeping stays in the rules part (DESIGN.md §7).
-      .catch((err: unknown) => log.error("rule run bookkeeping failed", { rule: rt.rule.id, error: err }));
-    rt.active.set(run, p);
-    rt.status.running = rt.active.size;
-  };
-
-  const refuse = (rt: RuleRuntime, why: string) => {
-    rt.status.dropped++;
-    log.warn("trigger dropped", { rule: rt.rule.id, mode: rt.rule.mode, why });
-  };
-
-  const onFire = (rt: RuleRuntime, tv: TriggerVars) => {
-    try {
-      fired(rt, tv);
-    } catch (err) {
-      log.error("rule trigger failed", { rule: rt.rule.id, error: err });
-    }
-  };
-
-  const fired = (rt: RuleRuntime, tv: TriggerVars) => {
-    if (!accepting) {
-      if (starting) deferred.push(() => onFire(rt, tv));
-      return;
-    }
-    const now = clock.now();
-    rt.status.triggered(now, tv);
-    const trace = [describeTrigger(tv)];
-    const vars = new Map<string, Value>([
-      ["trigger", tv],
-      ["rule", { id: rt.rule.id, description: rt.rule.description ?? "" }],
-    ]);
-    if (!rt.check(vars, trace)) {
-      trace.push("conditions not met: actions not run");
-      finish(rt, trace, "conditions_failed", now);
-      return;
-    }
-    // Counted once the conditions hold: a busy topic is fine, a rule feeding itself is not.
-    const mono = clock.monotonic();
-    if (mono - rt.storm.since >= 1000) rt.storm = { since: mono, count: 0 };
-    if (++rt.storm.count > STORM_PER_SECOND) {
-      if (rt.storm.count === STORM_PER_SECOND + 1) refuse(rt, `more than ${STORM_PER_SECOND} runs in a second`);
-      return;
-    }
-    const { mode, max } = rt.rule;
-    if (rt.active.size > 0) {
-      if (mode === "single") return refuse(rt, "already running (mode single)");
-      if (mode === "restart") for (const run of rt.active.keys()) cancelRun(run);
-      if (mode === "queued") {
-        if (rt.queue.length >= max) return refuse(rt, `queue full (max ${max})`);
-        rt.queue.push({ vars, trace });
-        rt.status.queued = rt.queue.length;
-        return;
-      }
-      if (mode === "parallel" && rt.active.size >= max) return refuse(rt, `${max} runs already (max)`);
-    }
-    start(rt, vars, trace);
-  };
+  for (const rule of configRules) byId.set(rule.id, { rt: compile(rule), text: stableText(rule) });
 
   /** Saves a rule trigger's pending `for`, and hands it the one saved at the last stop. */
   const keeperFor = (rt: RuleRuntime, i: number): ForKeeper | undefined => {
@@ -338,7 +184,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
   const arm = (rt: RuleRuntime) => {
     rt.rule.triggers.forEach((t, i) => {
       try {
-        rt.armed.push(armTrigger(t, i, host, (tv) => onFire(rt, tv), keeperFor(rt, i)));
+        rt.armed.push(armTrigger(t, i, host, (tv) => runner.fire(rt, tv), keeperFor(rt, i)));
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         rt.status.failed(clock.now(), message);
@@ -347,35 +193,16 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     });
   };
 
-  /** Stops a rule: its triggers, its queue and its runs (cancelled where they wait). */
-  const retire = (rt: RuleRuntime): Promise<void>[] => {
-    for (const c of rt.armed) c();
-    rt.armed = [];
-    rt.queue = [];
-    rt.status.close();
-    const ending = [...rt.active.values()];
-    for (const run of rt.active.keys()) cancelRun(run);
-    return ending;
-  };
-
-  /** Subscribes to the topics the rules read; unpins those no longer read. */
-  const pinReadTopics = async () => {
+  /** Subscribes to the topics the rules read (for conditions and state()); unpins those no longer read. */
+  const pinReadTopics = () => {
     const reads = readTopics([...byId.values()].map((x) => x.rt.rule));
-    const want = new Set(reads.dynamic ? ["#"] : reads.topics);
-    for (const [filter, e] of [...index]) {
-      if (e.pinned && !want.has(filter)) {
-        e.pinned = false;
-        if (e.listeners.size === 0) drop(filter, e);
-      }
-    }
-    for (const topic of want) entryFor(topic).pinned = true;
-    while (subscribing.size > 0) await Promise.all([...subscribing]);
+    return topics.pin(new Set(reads.dynamic ? ["#"] : reads.topics));
   };
 
   const fireStartup = (rts: RuleRuntime[]) => {
     for (const rt of rts) {
       rt.rule.triggers.forEach((t, i) => {
-        if (t.trigger === "startup") onFire(rt, { kind: "startup", id: t.id ?? String(i) });
+        if (t.trigger === "startup") runner.fire(rt, { kind: "startup", id: t.id ?? String(i) });
       });
     }
   };
@@ -413,24 +240,36 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       log.info("resuming a paused run after the restart", { rule: saved.rule, at: JSON.stringify(saved.path), left });
       const trace = [`resumed after a restart (run started ${new Date(saved.started).toISOString()})`];
       rt.status.runs--; // counted again by start(); the run is the one that was counted before
-      start(rt, vars, trace, saved);
+      runner.start(rt, vars, trace, saved);
     }
   };
 
-  const loadMore = (): Rule[] | string => {
+  /** The rules files' rules (none without a rules directory), or their problems as text. */
+  const loadMore = (config: readonly Rule[]): Rule[] | string => {
     if (deps.loadRules === undefined) return [];
-    const r = deps.loadRules();
+    const r = deps.loadRules(config);
     return r.ok ? r.rules : formatRuleProblems(r.problems);
   };
 
   /**
-   * Re-reads the rules files. Invalid files: the old rules keep running and every problem is logged
-   * with its file:line:col. Valid: unchanged rules keep their state, pending `for` timers and runs;
-   * changed and removed ones are stopped; changed and new ones start (and their startup triggers fire).
+   * Re-reads the rules (with the config file's on SIGHUP). Any invalid file: the old rules keep
+   * running and every problem is logged with its file:line:col. Valid: unchanged rules keep their
+   * state, pending `for` timers and runs; changed and removed ones are stopped; changed and new ones
+   * start (and their startup triggers fire).
    */
-  const reloadNow = async (): Promise<void> => {
-    if (deps.loadRules === undefined || !accepting) return;
-    const more = loadMore();
+  const reloadNow = async (withConfig: boolean): Promise<void> => {
+    const fromConfig = withConfig && deps.reloadConfigRules !== undefined;
+    if (!accepting || (deps.loadRules === undefined && !fromConfig)) return;
+    let config = configRules;
+    if (fromConfig) {
+      const c = deps.reloadConfigRules!();
+      if (!c.ok) {
+        log.error("rules not reloaded: the old rules keep running", { problems: c.problems });
+        return;
+      }
+      config = c.rules;
+    }
+    const more = loadMore(config);
     if (typeof more === "string") {
       log.error("rules not reloaded: the old rules keep running", { problems: more });
       return;
@@ -438,7 +277,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     const next = new Map<string, { rt: RuleRuntime; text: string }>();
     const fresh: RuleRuntime[] = [];
     let kept = 0;
-    for (const rule of [...deps.rules, ...more]) {
+    for (const rule of [...config, ...more]) {
       const text = stableText(rule);
       const old = byId.get(rule.id);
       if (old !== undefined && old.text === text) {
@@ -458,6 +297,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
         if (!next.has(id)) removed++;
       }
     }
+    configRules = config;
     byId = next;
     const begun = fresh.filter((rt) => rt.rule.enabled);
     for (const rt of begun) arm(rt);
@@ -471,7 +311,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     name: "rules",
     status: (id) => byId.get(id)?.rt.status.view(),
     async start() {
-      const more = loadMore();
+      const more = loadMore(configRules);
       if (typeof more === "string") throw new Error(`invalid rules:\n${more}`);
       for (const rule of more) byId.set(rule.id, { rt: compile(rule), text: stableText(rule) });
       const enabled = [...byId.values()].map((x) => x.rt).filter((rt) => rt.rule.enabled);
@@ -486,7 +326,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       for (const [, s] of savedFor) log.info("saved rule timer dropped", { rule: s.rule, kind: "for", why: "its trigger no longer waits" });
       savedFor.clear();
       accepting = true;
-      log.info("rules started", { rules: byId.size, enabled: enabled.length, subscriptions: index.size, time_zone: zone.name });
+      log.info("rules started", { rules: byId.size, enabled: enabled.length, subscriptions: topics.size(), time_zone: zone.name });
       // What was pending at the last stop first (overdue ones once, now), then startup triggers.
       resumeRuns(runs);
       const late = deferred;
@@ -502,12 +342,8 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
         }
       }
     },
-    /** SIGHUP, or a rules file changed: one reload at a time, in order. */
-    reload() {
-      const next = reloading.then(reloadNow, reloadNow);
-      reloading = next.catch((err: unknown) => log.error("rules reload failed", { error: err }));
-      return next;
-    },
+    /** SIGHUP: the config file's rules and the rules files, after any reload in progress. */
+    reload: () => queueReload(true),
     async stop() {
       accepting = false;
       unwatch?.();
@@ -520,8 +356,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       const ending: Promise<void>[] = [];
       for (const { rt } of byId.values()) ending.push(...retire(rt));
       await Promise.allSettled(ending);
-      for (const [filter, e] of [...index]) drop(filter, e);
-      await Promise.allSettled([...subscribing]);
+      await topics.close();
     },
   };
   return engine;

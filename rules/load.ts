@@ -5,7 +5,7 @@
 import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import type { Cancel, Logger } from "../hub/contracts.js";
-import { sunTriggerPaths } from "./describe.js";
+import { sunConditionPaths, sunTriggerPaths } from "./describe.js";
 import { type Rule, rulesSchema } from "./schema.js";
 
 export interface RuleProblem {
@@ -155,10 +155,13 @@ export function loadRulesDir(dir: string, fs: RulesFs, others: readonly Rule[] =
       continue;
     }
     if (opts.hasLocation === false) {
-      for (const at of sunTriggerPaths(r.rules)) {
-        const { line, col } = positionOf(text, [...at, "trigger"]);
-        problems.push({ file, line, col, path: `${pathText([...at, "trigger"])}`, message: SUN_NEEDS_LOCATION });
-      }
+      const sun = [...sunTriggerPaths(r.rules).map((at) => [...at, "trigger"]), ...sunConditionPaths(r.rules).map((at) => [...at, "condition"])];
+      const found = sun.map((at): RuleProblem => {
+        const { line, col } = positionOf(text, at);
+        const message = at.at(-1) === "trigger" ? SUN_NEEDS_LOCATION : SUN_CONDITION_NEEDS_LOCATION;
+        return { file, line, col, path: pathText(at), message };
+      });
+      problems.push(...found.sort((a, b) => a.line - b.line || a.col - b.col));
     }
     r.rules.forEach((rule, i) => {
       const first = ids.get(rule.id);
@@ -174,6 +177,7 @@ export function loadRulesDir(dir: string, fs: RulesFs, others: readonly Rule[] =
 
 /** Said of a sun trigger when the config has no location (here and by `hub check`). */
 export const SUN_NEEDS_LOCATION = "expected location: { latitude, longitude } in the config for a sun trigger, found no location";
+export const SUN_CONDITION_NEEDS_LOCATION = "expected location: { latitude, longitude } in the config for a sun condition, found no location";
 
 function positionOf(text: string, path: Path): { line: number; col: number } {
   const lines = new LineCounter();

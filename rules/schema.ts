@@ -168,11 +168,24 @@ const timeCondition = z
   .refine((c) => c.after !== undefined || c.before !== undefined || c.weekdays !== undefined, { error: "after, before or weekdays" })
   .describe("True inside a daily time window in the rules' time zone.");
 
+const sunCondition = z
+  .strictObject({
+    condition: z.literal("sun"),
+    after: z.enum(SUN_EVENT_NAMES).optional().describe("From this sun event (e.g. sunset)."),
+    after_offset: offset().prefault("0s").describe("Moves `after`: -30m is half an hour before the event."),
+    before: z.enum(SUN_EVENT_NAMES).optional().describe("Until this sun event (e.g. sunrise)."),
+    before_offset: offset().prefault("0s").describe("Moves `before`: 1h is an hour after the event."),
+  })
+  .refine((c) => c.after !== undefined || c.before !== undefined, { error: "after, before or both" })
+  .describe(
+    "True between sun events at the configured location: with both, since the last `after` event and no `before` event since (after: sunset, before: sunrise is the night); after alone: until midnight; before alone: from midnight.",
+  );
+
 const expressionCondition = z
   .strictObject({ condition: z.literal("expression"), expression: expression().describe("True when this is true (or non-zero, non-empty).") })
   .describe("True when the expression is.");
 
-export type ConditionInput = z.input<typeof stateCondition | typeof numericCondition | typeof timeCondition | typeof expressionCondition> | {
+export type ConditionInput = z.input<typeof stateCondition | typeof numericCondition | typeof timeCondition | typeof sunCondition | typeof expressionCondition> | {
   condition: "and" | "or" | "not";
   conditions: ConditionInput[];
 };
@@ -180,6 +193,7 @@ export type Condition =
   | z.output<typeof stateCondition>
   | z.output<typeof numericCondition>
   | z.output<typeof timeCondition>
+  | z.output<typeof sunCondition>
   | z.output<typeof expressionCondition>
   | { condition: "and" | "or" | "not"; conditions: Condition[] };
 
@@ -202,9 +216,10 @@ export const conditionSchema: z.ZodType<Condition, ConditionInput> = z
     stateCondition,
     numericCondition,
     timeCondition,
+    sunCondition,
     expressionCondition,
   ])
-  .describe("A test, by kind: and, or, not, state, numeric, time, expression.");
+  .describe("A test, by kind: and, or, not, state, numeric, time, sun, expression.");
 
 const conditions = () => z.array(conditionSchema, { error: "a list of conditions" });
 

@@ -51,3 +51,18 @@ export function nextSunEvent(event: SunEvent, offsetMs: number, after: number, l
   }
   return best;
 }
+
+/**
+ * The last instant at or before `atOrBefore` at which `event` + `offsetMs` happened, looking up to a
+ * year back (polar day and night), or undefined. Used by the `sun` condition.
+ */
+export function prevSunEvent(event: SunEvent, offsetMs: number, atOrBefore: number, loc: Location): number | undefined {
+  const ahead = Math.ceil(Math.abs(offsetMs) / DAY_MS) + 1;
+  let best: number | undefined;
+  for (let d = ahead; d >= -366; d--) {
+    const t = sunEventNear(event, atOrBefore + d * DAY_MS, loc);
+    if (t !== undefined && t + offsetMs <= atOrBefore && (best === undefined || t + offsetMs > best)) best = t + offsetMs;
+    if (best !== undefined && d < -ahead - 1) break;
+  }
+  return best;
+}

@@ -59,7 +59,7 @@ devices:
   if (!loaded.ok) throw new Error(formatProblems(loaded.problems));
   const clock = fakeClock();
   const chip = createSimGpioChip({ clock });
-  const app = buildApp({ config: loaded.config, clock, log: memoryLogger(), version: "test", random: () => 0.5, gpio: chip.provider });
+  const app = await buildApp({ config: loaded.config, clock, log: memoryLogger(), version: "test", random: () => 0.5, gpio: chip.provider });
   await app.lifecycle.start();
   t.teardown(() => app.lifecycle.stop(5000));
   const url = `mqtt://127.0.0.1:${app.broker!.addresses()[0]!.port}`;

@@ -56,8 +56,39 @@ t.test("the report shows version, uptime, listeners, clients, devices, rules, br
              garden       offline
              living_room  online
              shed         unknown
-  rules      not built yet
-  bridge     not built yet
+  rules      none configured
+  bridges    none configured
+`,
+  );
+});
+
+t.test("the report counts rules and names those whose last run failed", async (t) => {
+  const ruleResults = new Map([
+    ["fan_on", "ok"],
+    ["porch_light", "error"],
+    ["from_rules_dir", "conditions_failed"],
+  ]);
+  const out = formatStatus(snapshot({ ruleResults, configuredRules: ["fan_on", "porch_light", "never_ran"] }));
+  t.match(
+    out,
+    `  rules      4 known, 3 have run, 1 failed on their last run
+             porch_light  last run failed (its rules/porch_light/last_error topic says why)
+  bridges`,
+  );
+});
+
+t.test("the report shows each bridge's link state, backlog and counters", async (t) => {
+  const bridges = new Map([
+    ["cloud", new Map([["status", "offline"], ["queue_depth", "153"], ["oldest_age", "130"], ["sent", "1234"], ["dropped", "0"], ["reconnects", "2"]])],
+    ["aws", new Map([["status", "online"], ["queue_depth", "0"], ["oldest_age", "0"], ["sent", "99"], ["dropped", "3"], ["reconnects", "0"]])],
+  ]);
+  const out = formatStatus(snapshot({ bridges, configuredBridges: ["cloud", "aws", "spare"] }));
+  t.match(
+    out,
+    `  bridges    1 online, 1 offline, 1 unknown
+             aws    online, 0 queued, 99 sent, 3 dropped, 0 reconnects
+             cloud  offline, 153 queued (oldest 2m 10s), 1234 sent, 0 dropped, 2 reconnects
+             spare  unknown, ? queued, ? sent, ? dropped, ? reconnects
 `,
   );
 });
@@ -106,7 +137,9 @@ t.test("queryStatus reads $SYS and availability from a running broker", async (t
   await retain("home/probe/availability", "online");
   await retain("home/cellar/availability", "offline");
   await retain("home/probe/temperature", "21.5");
-  const cfg = config({ base_topic: "home", devices: [{ name: "probe", type: "simulated_sensor", quantities: { t: { start: 1, min: 0, max: 2, step: 1 } } }] });
+  await retain("home/bridge/cloud/status", "offline");
+  await retain("home/bridge/cloud/queue_depth", "12");
+  const cfg = config({ base_topic: "home", bridges: [{ name: "cloud", url: "mqtt://127.0.0.1:1", topics: [{ pattern: "#" }] }], devices: [{ name: "probe", type: "simulated_sensor", quantities: { t: { start: 1, min: 0, max: 2, step: 1 } } }] });
   const r = await queryStatus(cfg, { clock: systemClock(), endpoint: { host: "127.0.0.1", port: b.port }, timeoutMs: 10_000 });
   if (!r.ok) throw new Error(r.message);
   const s = r.snapshot;
@@ -120,6 +153,11 @@ t.test("queryStatus reads $SYS and availability from a running broker", async (t
     ["probe", "online"],
   ]);
   t.same(s.configuredDevices, ["probe"]);
+  t.same(s.configuredBridges, ["cloud"]);
+  t.same([...(s.bridges?.get("cloud") ?? [])].sort(), [
+    ["queue_depth", "12"],
+    ["status", "offline"],
+  ]);
 });
 
 t.test("nothing listening: not ok, exit 69, a message that says what to check", async (t) => {
@@ -176,7 +214,7 @@ devices:
   t.match(r.stdout, /uptime +\d+s/);
   t.match(r.stdout, new RegExp(`listeners +127\\.0\\.0\\.1:${port}`));
   t.match(r.stdout, /devices +1 online, 0 offline\n +probe {2}online/);
-  t.match(r.stdout, /rules +not built yet\n +bridge +not built yet/);
+  t.match(r.stdout, /rules +none configured\n +bridges +none configured/);
 
   hub.kill("SIGTERM");
   t.equal((await hub.waitExit()).code, 0);

@@ -67,6 +67,10 @@ export const hubprotoSession: SessionFactory = (h): ProtocolSession => {
     },
     set: (channel, value) => send(formatHubCommand({ type: "set", channel, value })),
     report: () => send(formatHubCommand({ type: "report" })),
+    // HubLink 1.1 answers with its banner; 1.0 with ERR unknown_command, discarded before a banner.
+    requestBanner() {
+      if (!ready) send(formatHubCommand({ type: "hello" }));
+    },
     dispose() {
       splitter.reset();
     },

@@ -234,6 +234,9 @@ export function createLink(o: LinkOptions, deps: LinkDeps, listener: LinkListene
       }
       void drop(ci.disconnected ? "disconnected" : "port closed", retryMin);
     });
+    after(o.bannerTimeoutMs / 2, () => {
+      if (gen === generation && !online) s.requestBanner?.();
+    });
     after(o.bannerTimeoutMs, () => {
       if (gen !== generation || online) return;
       counters.banner_timeouts++;

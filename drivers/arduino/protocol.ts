@@ -26,7 +26,7 @@ export type BoardMessage =
   /** A verb this hub does not know (a newer board): ignored, not an error (forward compatibility). */
   | { type: "unknown"; verb: string };
 
-export type HubCommand = { type: "set"; channel: string; value: number } | { type: "ping"; token: string } | { type: "report" };
+export type HubCommand = { type: "set"; channel: string; value: number } | { type: "ping"; token: string } | { type: "report" } | { type: "hello" };
 
 export type Parsed<T> = { ok: true; message: T } | { ok: false; reason: "checksum" | "malformed"; detail: string };
 
@@ -69,9 +69,10 @@ export function unescapeToken(token: string): string | undefined {
       continue;
     }
     const e = token[i + 1];
-    if (e === "\\") bytes.push(0x5c), i++;
-    else if (e === "s") bytes.push(0x20), i++;
-    else if (e === "x" && /^[0-9A-Fa-f]{2}$/.test(token.slice(i + 2, i + 4))) {
+    if (e === "\\" || e === "s") {
+      bytes.push(e === "s" ? 0x20 : 0x5c);
+      i++;
+    } else if (e === "x" && /^[0-9A-Fa-f]{2}$/.test(token.slice(i + 2, i + 4))) {
       bytes.push(Number.parseInt(token.slice(i + 2, i + 4), 16));
       i += 3;
     } else return undefined;
@@ -206,6 +207,8 @@ export function parseHubLine(line: string): Parsed<HubCommand> {
       return { ok: true, message: { type: "ping", token: t[1] ?? "" } };
     case "REPORT":
       return { ok: true, message: { type: "report" } };
+    case "HELLO":
+      return { ok: true, message: { type: "hello" } };
     default:
       return bad(`unknown command ${JSON.stringify(t[0]!.slice(0, 16))}`);
   }
@@ -225,6 +228,8 @@ export function formatHubCommand(c: HubCommand): string {
       return formatLine(`PING ${escapeToken(c.token)}`);
     case "report":
       return formatLine("REPORT");
+    case "hello":
+      return formatLine("HELLO");
   }
 }
 

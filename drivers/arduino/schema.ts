@@ -49,8 +49,10 @@ export function arduinoShape(duration: Duration) {
         "The board's channels, by name; each is published on <base_topic>/<device>/<channel>. hubproto: optional (the board announces its channels in its banner; list them here to set units/precision or to have Home Assistant entities before the board is first seen). firmata: required, with pins.",
       ),
     banner_timeout: duration()
-      .prefault("4s")
-      .describe("Time from opening the port to the board's banner (the board resets when the port opens and boots for 1-3 s). Default: 4s."),
+      .optional()
+      .describe(
+        "Time from opening the port (which resets most boards) to the board's banner (hubproto) or firmware report (firmata). Default: 4s for hubproto (the bootloader waits about 1 s, then setup() prints the banner), 8s for firmata (StandardFirmata blinks its version for about 2 s first: a Uno answers after about 3 s, boards with an old bootloader later).",
+      ),
     ping_interval: duration().prefault("5s").describe("Time between heartbeat pings while the board is online. Default: 5s."),
     ping_timeout: duration()
       .prefault("2s")
@@ -59,6 +61,22 @@ export function arduinoShape(duration: Duration) {
       .prefault("1s")
       .describe("Firmata only: how often the board sends analog values (Firmata's sampling interval, 10ms..65s). Default: 1s."),
   };
+}
+
+/**
+ * Defaults of the keys whose default depends on the protocol (the schema leaves them undefined;
+ * their descriptions above say the same numbers). Firmata's 8 s: a real Uno running
+ * StandardFirmata answers about 3.1 s after the port opens, old Nano bootloaders later.
+ */
+export const PROTOCOL_DEFAULTS = {
+  hubproto: { baud: 115200, bannerTimeoutMs: 4_000 },
+  firmata: { baud: 57600, bannerTimeoutMs: 8_000 },
+} as const;
+
+/** The baud rate and banner timeout a device uses: its own, or its protocol's default. */
+export function linkTiming(d: { protocol: "hubproto" | "firmata"; baud?: number | undefined; banner_timeout?: number | undefined }): { baud: number; bannerTimeoutMs: number } {
+  const def = PROTOCOL_DEFAULTS[d.protocol];
+  return { baud: d.baud ?? def.baud, bannerTimeoutMs: d.banner_timeout ?? def.bannerTimeoutMs };
 }
 
 type ArduinoValue = {

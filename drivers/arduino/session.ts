@@ -71,6 +71,12 @@ export interface ProtocolSession {
   set(channel: string, value: number): void;
   /** Asks the board for all its current values. */
   report(): void;
+  /**
+   * No handshake yet, halfway through the banner timeout: ask the board for it. A board that does
+   * not reset when its port opens (Leonardo, Micro and other native-USB boards) printed its banner
+   * before anyone listened.
+   */
+  requestBanner?(): void;
   /** The port is gone: cancel timers, drop listeners. */
   dispose(): void;
 }

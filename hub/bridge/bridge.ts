@@ -3,11 +3,12 @@
 // with at most `max_inflight` unacknowledged (after a reconnect with a backlog, a quarter of them
 // are kept for live messages on topics with nothing queued: live-lane.ts); a row is removed when the remote acknowledged it
 // (QoS 1/2) or it was written to the socket (QoS 0). Inbound messages are published locally with
-// the mapped topic and QoS, and acknowledged upstream only after that.
+// the mapped topic and QoS, and acknowledged upstream only after that (inbound.ts).
 // - One MQTT.js client for the bridge's life, reconnected by us (backoff with full jitter through the
 //   Clock, failover over the address list). With clean_start: false it keeps its in-flight packets
 //   across reconnects and resends them with the same packet ids, so QoS 2 stays exactly-once; the
-//   QoS 2 part of that state is also on disk (session-store.ts), so it holds across a hub crash too.
+//   QoS 2 part of that state is also on disk (session-store.ts), so it holds across a hub crash too;
+//   so is a QoS 2 message from upstream between our PUBREC and its PUBREL (incoming-store.ts).
 // - Loop prevention for `both`: remote subscriptions use No Local (MQTT 5), and every message we
 //   publish locally carries the user property `hub-bridge: <name>`; marked messages never go up.
 //   A bus that drops properties is covered by remembering what we just published (echo check).
@@ -15,15 +16,17 @@
 //   the hub offline upstream; counters on <base>/bridge/<name>/<counter>, logged when they change.
 import { hostname } from "node:os";
 import { join } from "node:path";
-import type { IClientPublishOptions, IConnackPacket, IPublishPacket, ISubscriptionMap, MqttClient } from "mqtt";
+import type { IClientPublishOptions, IConnackPacket, MqttClient } from "mqtt";
 import type { Bus, Cancel, Clock, Logger, Message, QoS, Service } from "../contracts.js";
 import { backoffDelay, clientOptions, explain, openStream, readTlsMaterial, type Server, servers, type TlsMaterial } from "./connection.js";
 import { type BridgeStats, bridgeStats, counterPublisher } from "./counters.js";
 import { liveLane } from "./live-lane.js";
-import { compileRules, localFilters, mapInbound, mapOutbound, remoteSubscriptions } from "./mapping.js";
+import { type IncomingStore, openIncomingStore } from "./incoming-store.js";
+import { inbound } from "./inbound.js";
+import { compileRules, localFilters, mapOutbound } from "./mapping.js";
 import { type OutMessage, openQueue, type Queue, type QueuedMessage } from "./queue.js";
 import { openSessionStore, type SessionStore } from "./session-store.js";
-import { downstreamProps, echoMemory, isRefusal, upstreamProps } from "./origin.js";
+import { echoMemory, isRefusal, upstreamProps } from "./origin.js";
 import type { BridgeConfig } from "./schema.js";
 
 /** Rows read from the queue per event-loop turn, so a large backlog never blocks the hub. */
@@ -62,6 +65,7 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
 
   let queue: Queue | undefined;
   let session: SessionStore | undefined;
+  let held: IncomingStore | undefined; // inbound QoS 2 between PUBREC and PUBREL, on disk
   let client: MqttClient | undefined;
   let material: TlsMaterial = {};
   let server: Server = addresses[0]!;
@@ -86,10 +90,10 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
   const liveIds = new Set<number>();
   let drainScheduled = false;
   let sent = 0;
-  let received = 0;
   let reconnects = 0;
   const publishChanged = counterPublisher(bus, log, base);
   const echoes = echoMemory(cfg.name);
+  const down = inbound({ name: cfg.name, rules, v5, bus, log, echoes });
 
   const publishLocal = (topic: string, payload: string, qos: QoS) =>
     bus.publish({ topic, payload: Buffer.from(payload), qos, retain: true }).catch((err) => log.warn("cannot publish locally", { topic, error: err }));
@@ -188,49 +192,6 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
     }
   }
 
-  // ---- inbound: remote -> local bus ----------------------------------------------------------
-
-  const onRemote = (packet: IPublishPacket, done: (err?: Error) => void) => {
-    const r = mapInbound(rules, packet.topic);
-    if (r === undefined) {
-      done();
-      return;
-    }
-    const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
-    // Only a topic an out rule takes can come back to us through our own local subscription.
-    if (mapOutbound(rules, r.topic) !== undefined) echoes.remember(r.topic, payload);
-    const m: Message = { topic: r.topic, payload, qos: packet.qos, retain: packet.retain, properties: downstreamProps(packet.properties, cfg.name) };
-    // Acknowledged upstream (done) only once published locally. A message we cannot publish (a topic
-    // our broker refuses) is acknowledged anyway: refusing it would make the remote resend it forever.
-    bus.publish(m).then(
-      () => {
-        received++;
-        done();
-      },
-      (err) => {
-        log.warn("cannot publish a message from upstream locally", { topic: r.topic, error: err });
-        done();
-      },
-    );
-  };
-
-  const subscribeRemote = (c: MqttClient) => {
-    const subs = remoteSubscriptions(rules);
-    subscribedRemote = true;
-    if (subs.size === 0) return;
-    // No Local on every filter (MQTT-3.8.3-3): the bridge never wants its own messages back.
-    const map: ISubscriptionMap = Object.fromEntries([...subs].map(([f, qos]) => [f, v5 ? { qos, nl: true, rap: true, rh: 0 } : { qos }]));
-    c.subscribe(map, (err, granted) => {
-      if (err) log.warn("the remote refused a subscription", { reason: err.message });
-      const ok: string[] = [];
-      for (const g of granted ?? []) {
-        if ((g.qos & 0x80) !== 0) log.warn("the remote refused a subscription", { filter: g.topic, reason_code: g.qos });
-        else ok.push(g.topic);
-      }
-      if (ok.length > 0) log.info("subscribed upstream", { filters: ok.join(" ") });
-    });
-  };
-
   // ---- the link ------------------------------------------------------------------------------
 
   const onConnect = (connack: IConnackPacket) => {
@@ -254,7 +215,17 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
         if (err && isRefusal(err)) log.warn("the remote refused our status message", { topic: remoteStatus, reason: err.message });
       });
     }
-    if (!connack.sessionPresent || !subscribedRemote) subscribeRemote(c);
+    if (!connack.sessionPresent && held !== undefined && held.size() > 0) {
+      // The remote lost our session, so it will never send the PUBRELs these wait for; it already
+      // counts them as delivered (PUBREC went back). Publish them locally rather than drop them.
+      const orphans = held.orphans();
+      log.warn("the remote lost our session; publishing the QoS 2 messages it had already handed over", { count: orphans.length });
+      for (const p of orphans) down.onRemote(p, () => held?.del(p, () => {}));
+    }
+    if (!connack.sessionPresent || !subscribedRemote) {
+      subscribedRemote = true;
+      down.subscribe(c);
+    }
     scheduleDrain();
   };
 
@@ -306,7 +277,7 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
 
   // ---- counters ------------------------------------------------------------------------------
 
-  const stats = (): BridgeStats => bridgeStats(queue, clock.now(), { online, sent, received, reconnects });
+  const stats = (): BridgeStats => bridgeStats(queue, clock.now(), { online, sent, received: down.received(), reconnects });
 
   const publishCounters = () => {
     queue?.expire();
@@ -349,6 +320,9 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
       session = cfg.clean_start ? undefined : s;
       // QoS 2 messages the remote may already have: resumed under their packet ids, never resent as new.
       for (const f of session?.restored ?? []) inflight.add(f.rowId);
+      const inq = openIncomingStore(q, { log, keep: !cfg.clean_start });
+      held = cfg.clean_start ? undefined : inq;
+      if (inq.size() > 0) log.info("QoS 2 messages from upstream received before the restart wait for their PUBREL", { count: inq.size() });
       if (s.restored.length > 0 && session !== undefined) {
         log.info("resuming QoS 2 messages in flight before the restart", { publish: s.restored.filter((f) => f.cmd === "publish").length, pubrel: s.restored.filter((f) => f.cmd === "pubrel").length });
       }
@@ -358,6 +332,7 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
       const { MqttClient } = await import("mqtt");
       const options = clientOptions(cfg, clientId, remoteStatus, clock);
       if (session !== undefined) options.outgoingStore = session;
+      if (held !== undefined) options.incomingStore = held;
       const c = new MqttClient(() => {
         server = addresses[opened++ % addresses.length]!;
         return openStream(server, cfg, material, (err) => {
@@ -370,7 +345,7 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
         // it has the message: PUBREC had come back before the restart.
         c.outgoing[f.messageId] = { volatile: false, cmd: f.cmd, cb: (err) => onSent(f.rowId, f.cmd === "pubrel" ? undefined : (err ?? undefined)) };
       }
-      c.handleMessage = onRemote;
+      c.handleMessage = down.onRemote;
       c.on("connect", onConnect);
       c.on("close", onClose);
       c.on("error", (err) => {
@@ -398,6 +373,7 @@ export function createBridge(cfg: BridgeConfig, deps: BridgeDeps): Bridge {
       queue?.close();
       queue = undefined;
       session = undefined;
+      held = undefined;
       lane.close();
       liveIds.clear();
       inflight.clear();

@@ -189,14 +189,14 @@ function openDatabase(path: string, o: QueueOptions, deps: QueueDeps): { db: Dat
   }
 }
 
-function encodeProps(p: PublishProperties | undefined): string | null {
+export function encodeProps(p: PublishProperties | undefined): string | null {
   if (p === undefined) return null;
   const o: Record<string, unknown> = { ...p };
   if (p.correlationData !== undefined) o.correlationData = p.correlationData.toString("base64");
   return JSON.stringify(o);
 }
 
-function decodeProps(s: string): PublishProperties {
+export function decodeProps(s: string): PublishProperties {
   const o = JSON.parse(s) as Record<string, unknown>;
   if (typeof o.correlationData === "string") o.correlationData = Buffer.from(o.correlationData, "base64");
   return o as PublishProperties;

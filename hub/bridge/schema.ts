@@ -115,6 +115,14 @@ const queueSchema = z
   })
   .describe("The durable store-and-forward queue (SQLite, <state_dir>/bridge-<name>.db).");
 
+/**
+ * AWS IoT Core's data endpoints (<prefix>-ats.iot.<region>.amazonaws.com, .com.cn in China). Custom
+ * domains are not recognised: there the QoS limit below is only documented.
+ */
+export function isAwsIotUrl(url: string): boolean {
+  return /^[^:]+:\/\/[^/:]+\.iot\.[a-z0-9-]+\.amazonaws\.com(\.cn)?(:\d+)?\/?$/i.test(url);
+}
+
 export const bridgeSchema = z
   .strictObject({
     name: z
@@ -162,6 +170,13 @@ export const bridgeSchema = z
     if (b.reconnect_min > b.reconnect_max) ctx.addIssue({ code: "custom", path: ["reconnect_min"], message: "at most reconnect_max" });
     if (typeof b.status_topic === "string" && !validTopicName(b.status_topic, TOPIC_LIMITS)) {
       ctx.addIssue({ code: "custom", path: ["status_topic"], message: "an MQTT topic without + or #" });
+    }
+    // AWS IoT Core takes QoS 0 and 1 only and never acknowledges a QoS 2 PUBLISH or SUBSCRIBE (AWS IoT
+    // Developer Guide, "AWS IoT differences from MQTT specifications"): a QoS 2 rule would stall the queue.
+    if ((typeof b.url === "string" ? [b.url] : b.url).some(isAwsIotUrl)) {
+      b.topics.forEach((r, i) => {
+        if (r.qos === 2) ctx.addIssue({ code: "custom", path: ["topics", i, "qos"], message: "0 or 1: AWS IoT Core does not support QoS 2 (it never acknowledges it)" });
+      });
     }
   })
   // The loader has already replaced password_file by password; keep it out of the Config type.

@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import type mqtt from "mqtt-packet";
 import type { PublishProperties, QoS } from "../contracts.js";
 import { decideWithoutPasswords } from "./auth/authenticate.js";
-import { dropForbiddenSubscriptions } from "./auth/recheck.js";
+import { recheckSession } from "./auth/recheck.js";
 import type { AuthRequest, AuthResult } from "./auth/types.js";
 import { type ConnackProps, encodeConnack } from "./ack-encode.js";
 import type { Connection } from "./connection.js";
@@ -73,6 +73,16 @@ export function handleConnect(c: Connection, p: mqtt.IConnectPacket): void | Pro
     // C6: ids with wildcards or '/' would widen %c ACL patterns (CVE-2017-7650).
     c.fail(RC.CLIENT_IDENTIFIER_NOT_VALID, "client id too long or contains + # /");
     return;
+  }
+  // H5: a client id that reconnects too often is refused for a while (0x8A, as EMQX), before any
+  // password hashing and before it could take over the session of a connected twin. Logged once per
+  // ban (auth/flapping.ts), not per attempt. Assigned ids are new every time: nothing to count.
+  if (core.flapping !== undefined && assigned === undefined) {
+    const left = core.flapping.bannedFor(clientId);
+    if (left > 0) {
+      refuseFlapping(c, left);
+      return;
+    }
   }
 
   // Keep-alive: v5 may be told a smaller value (Server Keep Alive, MQTT-3.2.2-21); v3 is refused.
@@ -159,12 +169,25 @@ function decided(c: Connection, p: mqtt.IConnectPacket, a: Accepted, res: AuthRe
   accept(c, p, a, username);
 }
 
+function refuseFlapping(c: Connection, leftMs: number): void {
+  c.fail(RC.BANNED, `this client id reconnects too often; try again in ${Math.ceil(leftMs / 1000)} s`);
+}
+
 function accept(c: Connection, p: mqtt.IConnectPacket, a: Accepted, username: string | undefined): void {
   const { core } = c;
   const { limits } = core;
   const v5 = c.protocolVersion === 5;
   const props = p.properties ?? {};
   const { clientId, assigned, keepalive, serverKeepAlive, will, willDelayMs, willExpiry } = a;
+  // H5: only connections that would be accepted count towards a flapping ban (see auth/flapping.ts);
+  // the one that starts the ban is refused, before it takes anything over.
+  if (core.flapping !== undefined && assigned === undefined) {
+    const left = core.flapping.connected(clientId);
+    if (left > 0) {
+      refuseFlapping(c, left);
+      return;
+    }
+  }
   // Session takeover (MQTT-3.1.4-2/3): the old connection is closed first, its will handled as on any
   // abnormal close.
   const existing = core.sessions.get(clientId);
@@ -209,10 +232,19 @@ function accept(c: Connection, p: mqtt.IConnectPacket, a: Accepted, username: st
   } else {
     c.sendBuffer(encodeConnack(c.protocolVersion, present, 0));
   }
-  core.log.debug("client connected", { client: clientId, remote: c.remote, v: c.protocolVersion, present });
+  // `remote` as a getter: reading it costs a getpeername(2) per connection (~3% of a handshake),
+  // worth paying only when the debug line is actually written.
+  core.log.debug("client connected", {
+    client: clientId,
+    get remote() {
+      return c.remote;
+    },
+    v: c.protocolVersion,
+    present,
+  });
   if (present) {
-    // G4: subscriptions kept from before are allowed only if the ACL still allows them.
-    if (core.auth?.acl !== undefined) dropForbiddenSubscriptions(core, session);
+    // G4: subscriptions kept from before, and messages queued under them, only as the ACL allows now.
+    if (core.auth?.acl !== undefined) recheckSession(core, session);
     core.resume(session);
   }
 }

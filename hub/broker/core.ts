@@ -2,6 +2,7 @@
 // sessions by client id, the subscription tree, retained messages, routing, wills and expiry.
 // Sockets and packets are connection.ts's business; this file never sees bytes.
 import type { Cancel, Clock, Logger, Message, QoS } from "../contracts.js";
+import { createFlappingDetector, type FlappingDetector, type FlappingLimits } from "./auth/flapping.js";
 import { type BrokerAuth, type Identity, internalIdentity } from "./auth/types.js";
 import type { RoutedMessage } from "./publish-encode.js";
 import { createRetainedStore, type RetainedStore } from "./retained.js";
@@ -40,6 +41,8 @@ export interface BrokerLimits {
   maxRetainedMessages: number;
   maxRetainedBytes: number;
   maxUserProperties: number;
+  /** Reconnect flapping ban (H5, auth/flapping.ts); undefined: off. */
+  flapping?: FlappingLimits | undefined;
 }
 
 /** An in-process subscriber (a part of the hub): a callback instead of a socket. */
@@ -88,6 +91,8 @@ export interface BrokerCore {
   scheduleOffline(s: Session, willInMs: number, expiryInMs: number): void;
   /** Authentication and access control (auth/); undefined: anonymous clients, everything allowed. */
   auth: BrokerAuth | undefined;
+  /** Counts CONNECTs per client id and bans flapping ones (H5); undefined when limits.flapping is off. */
+  readonly flapping: FlappingDetector | undefined;
   /** Routes a message to every matching subscriber and updates the retained store. */
   route(m: RoutedMessage): void;
   /** Subscribes and delivers retained messages per Retain Handling; returns the granted QoS. */
@@ -145,6 +150,7 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
   const paused = new Set<PausedPublisher>();
   let routeCongested = false;
   let auth: BrokerAuth | undefined;
+  const flapping = limits.flapping ? createFlappingDetector(limits.flapping, clock, log) : undefined;
   // One identity object per publishing session, shared by its retained messages (the ACL caches per object).
   const publishers = new WeakMap<object, Identity>();
   const publisherOf = (origin: unknown): Identity | undefined => {
@@ -192,6 +198,24 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
     localQueue.push({ sub, m });
   };
 
+  // A full queue drops messages the publisher was acknowledged for (an offline persistent session
+  // over limits.max_queued_*): said in the log, at most once a minute per session, like mosquitto's
+  // "Outgoing messages are being dropped for client".
+  const dropLogged = new WeakMap<Session, number>();
+  const noteDropped = (s: Session, now: number) => {
+    const last = dropLogged.get(s);
+    if (last !== undefined && now - last < 60_000) return;
+    dropLogged.set(s, now);
+    log.warn("message queue of a client is full; messages for it are being dropped", {
+      client: s.clientId,
+      online: s.link !== undefined,
+      queued: queueLength(s),
+      dropped: s.dropped,
+      max_queued_messages: limits.maxQueuedMessages,
+      max_queued_bytes: limits.maxQueuedBytes,
+    });
+  };
+
   const deliverTo = (s: Subscriber, msg: RoutedMessage, qos: QoS, retain: boolean, subIds: number[] | undefined) => {
     if (s.kind === "local") {
       deliverLocal(s, msg, qos, retain);
@@ -202,7 +226,10 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
     const now = clock.monotonic();
     const droppedBefore = s.dropped;
     deliver(s, d, queueLimits, now);
-    stats.publishDropped += s.dropped - droppedBefore; // eviction may drop several at once
+    if (s.dropped !== droppedBefore) {
+      stats.publishDropped += s.dropped - droppedBefore; // eviction may drop several at once
+      noteDropped(s, now);
+    }
     if (s.link && (queueLength(s) >= highCount || s.queuedBytes >= highBytes)) {
       routeCongested = true;
       if (s.congestedSince < 0) {
@@ -367,6 +394,7 @@ export function createBrokerCore(limits: BrokerLimits, clock: Clock, log: Logger
     set auth(a: BrokerAuth | undefined) {
       auth = a;
     },
+    flapping,
     route,
     endSession,
     subscribe(s, filter, opts, isShared) {

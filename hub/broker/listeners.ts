@@ -3,12 +3,11 @@
 // broker with that listener's security settings (ListenerInfo). TLS material is checked before the
 // port opens (fail closed) and swapped on SIGHUP with setSecureContext(), which affects only new
 // handshakes: connected clients keep their session keys and stay connected.
-import http from "node:http";
-import https from "node:https";
+import type http from "node:http";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
-import { createWebSocketStream, type WebSocket, WebSocketServer } from "ws";
+import type { WebSocket, WebSocketServer } from "ws";
 import type { Clock, Logger } from "../contracts.js";
 import { isLoopback } from "../config/check.js";
 import type { ListenerInfo, Socketish } from "./connection.js";
@@ -91,7 +90,7 @@ function loadMaterial(spec: ListenerSpec, label: string, readFile: ReadFile): Tl
 }
 
 /** The WebSocket as the byte stream a Connection serves (binary frames; packets may span frames). */
-function webSocketStream(ws: WebSocket, raw: net.Socket, cn: string | undefined): Socketish {
+function webSocketStream(createWebSocketStream: typeof import("ws").createWebSocketStream, ws: WebSocket, raw: net.Socket, cn: string | undefined): Socketish {
   // MQTT-6.0.0-1: a text frame closes the connection. Registered before the stream's own listener,
   // so the frame's bytes never reach the parser (a destroyed stream ignores the push that follows).
   let stream: (Duplex & Socketish) | undefined;
@@ -173,7 +172,9 @@ export async function openListener(spec: ListenerSpec, deps: ListenerDeps): Prom
       server = net.createServer({ noDelay: true }, (sock) => deps.accept(sock, info));
     }
   } else {
-    const httpServer = material ? https.createServer({ ...tlsOptions, noDelay: true }) : http.createServer({ noDelay: true });
+    // Imported here, only for ws/wss listeners: ws (22 modules) and node:http(s) add ~2 MB of RSS.
+    const [{ createWebSocketStream, WebSocketServer }, httpLib, httpsLib] = await Promise.all([import("ws"), import("node:http"), import("node:https")]);
+    const httpServer = material ? httpsLib.createServer({ ...tlsOptions, noDelay: true }) : httpLib.createServer({ noDelay: true });
     // Bounds the time before the upgrade; after it the broker's connect timeout applies.
     httpServer.headersTimeout = deps.connectTimeoutMs;
     httpServer.requestTimeout = deps.connectTimeoutMs;
@@ -205,7 +206,7 @@ export async function openListener(spec: ListenerSpec, deps: ListenerDeps): Prom
         socket.end("HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
         return;
       }
-      w.handleUpgrade(req, socket, head, (ws) => deps.accept(webSocketStream(ws, socket, cn), info));
+      w.handleUpgrade(req, socket, head, (ws) => deps.accept(webSocketStream(createWebSocketStream, ws, socket, cn), info));
     });
     server = httpServer;
   }

@@ -17,6 +17,9 @@
 import mqtt from "mqtt-packet";
 import type { Packet, Parser } from "mqtt-packet";
 import type { ProtocolLevel } from "./framing.js";
+import { decodeConnect } from "./parse-connect.js";
+import { UNUSUAL } from "./parse-reader.js";
+import { decodeSubscribe, decodeUnsubscribe } from "./parse-subscribe.js";
 import { type ProtocolFault, RC } from "./reason-codes.js";
 
 export interface PacketParser {
@@ -59,8 +62,17 @@ export function isParseFault(x: Packet | ProtocolFault): x is ProtocolFault {
   return !("cmd" in x);
 }
 
+export interface PacketParserOptions {
+  /**
+   * Decode the common packets without mqtt-packet (default true). Tests turn it off to check that
+   * the fast path changes no verdict of the gate.
+   */
+  fastPath?: boolean;
+}
+
 /** One parser per connection; see the header comment for how its state is kept clean. */
-export function createPacketParser(): PacketParser {
+export function createPacketParser(opts: PacketParserOptions = {}): PacketParser {
+  const useFast = opts.fastPath ?? true;
   let packet: Packet | undefined;
   let error: unknown;
   let hasError = false;
@@ -84,8 +96,10 @@ export function createPacketParser(): PacketParser {
 
   return {
     parse(buf: Buffer, level: ProtocolLevel, bridge = false): Packet | ProtocolFault {
-      const fast = fastParse(buf, level);
-      if (fast !== undefined) return fast;
+      if (useFast) {
+        const fast = fastParse(buf, level, bridge);
+        if (fast !== undefined) return fast;
+      }
       packet = undefined;
       error = undefined;
       hasError = false;
@@ -120,10 +134,13 @@ const ACKS = ["", "", "", "", "puback", "pubrec", "pubrel", "pubcomp"] as const;
  * and PUBLISH without properties. They are most of a busy broker's traffic, and the generic parser
  * (stream buffer list, debug calls, packet object) was a fifth of the broker's CPU time in the
  * QoS 1 fan-in benchmark. The framer has already checked type, flags and lengths, and the string
- * walker the topic's UTF-8, so only the shape needs reading here. Anything else (v5 properties,
- * reason codes, other types): `undefined`, and mqtt-packet parses it. Same object shapes as mqtt-packet.
+ * walker the topic's UTF-8, so only the shape needs reading here. Also the handshake packets:
+ * CONNECT, SUBSCRIBE and UNSUBSCRIBE (parse-connect.ts, parse-subscribe.ts), where mqtt-packet was
+ * most of the CPU and garbage of a connection handshake. Anything else (v5 properties on PUBLISH,
+ * reason codes, other types, bridge mode, whatever those decoders find unusual): `undefined`, and
+ * mqtt-packet parses it. Same object shapes as mqtt-packet.
  */
-function fastParse(buf: Buffer, level: ProtocolLevel): Packet | undefined {
+function fastParse(buf: Buffer, level: ProtocolLevel, bridge: boolean): Packet | undefined {
   // Only whole packets: the remaining length must account for exactly the bytes given.
   let rl = 0;
   let mul = 1;
@@ -141,9 +158,21 @@ function fastParse(buf: Buffer, level: ProtocolLevel): Packet | undefined {
   if (type >= 4 && type <= 7) {
     if (buf.length !== 4 || (type === 6 ? b0 !== 0x62 : (b0 & 0x0f) !== 0)) return undefined;
     const messageId = (buf[2]! << 8) | buf[3]!;
-    return { cmd: ACKS[type], messageId, length: 2, retain: false, qos: type === 6 ? 1 : 0, dup: false } as unknown as Packet;
+    const cmd = ACKS[type];
+    const qos = type === 6 ? 1 : 0;
+    // MQTT 5 §3.4.2.1: an omitted reason code means 0x00 Success, and mqtt-packet sets it. Two
+    // literals rather than adding the key later: one object shape each on this hot path.
+    const ack =
+      level === 5
+        ? { cmd, retain: false, qos, dup: false, length: 2, topic: null, payload: null, messageId, reasonCode: 0 }
+        : { cmd, retain: false, qos, dup: false, length: 2, topic: null, payload: null, messageId };
+    return ack as unknown as Packet;
   }
-  if (type === 12) return buf.length === 2 && b0 === 0xc0 ? ({ cmd: "pingreq", retain: false, qos: 0, dup: false, length: 0 } as unknown as Packet) : undefined;
+  if (type === 12) {
+    if (buf.length !== 2 || b0 !== 0xc0) return undefined;
+    return { cmd: "pingreq", retain: false, qos: 0, dup: false, length: 0, topic: null, payload: null } as unknown as Packet;
+  }
+  if (type === 1 || type === 8 || type === 10) return handshakePacket(buf, h, type, level, bridge);
   if (type !== 3) return undefined;
   const qos = (b0 >> 1) & 3;
   if (qos === 3) return undefined;
@@ -172,6 +201,20 @@ function fastParse(buf: Buffer, level: ProtocolLevel): Packet | undefined {
   };
   if (messageId !== undefined) packet.messageId = messageId;
   return packet as unknown as Packet;
+}
+
+/** CONNECT / SUBSCRIBE / UNSUBSCRIBE through their decoders; `undefined` when they find it unusual. */
+function handshakePacket(buf: Buffer, h: number, type: number, level: ProtocolLevel, bridge: boolean): Packet | undefined {
+  // 3.1.1 bridge mode changes SUBSCRIBE options' meaning in mqtt-packet: its business.
+  if (bridge && level < 5 && type !== 1) return undefined;
+  try {
+    if (type === 1) return decodeConnect(buf, h);
+    if (type === 8) return decodeSubscribe(buf, h, level);
+    return decodeUnsubscribe(buf, h, level);
+  } catch (e) {
+    if (e === UNUSUAL) return undefined;
+    throw e;
+  }
 }
 
 /** Parses one packet with a throwaway parser (tests, one-off tools). The broker uses createPacketParser. */

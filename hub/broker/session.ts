@@ -295,6 +295,31 @@ export function received(s: Session, id: number, failed: boolean): "pubrel" | "d
   return "pubrel";
 }
 
+/**
+ * Removes the queued (not yet sent) deliveries `keep` rejects, and their store rows; returns how many.
+ * In-flight ones stay: they were sent already and are resent as they are (MQTT-4.4.0-1).
+ */
+export function dropQueued(s: Session, keep: (d: Delivery) => boolean): number {
+  let n = 0;
+  const kept: Delivery[] = [];
+  for (let i = s.queueHead; i < s.queue.length; i++) {
+    const d = s.queue[i]!;
+    if (keep(d)) {
+      kept.push(d);
+      continue;
+    }
+    n++;
+    s.queuedBytes -= sizeOf(d);
+    if (d.qos === 0) s.queuedQos0--;
+    else s.journal?.removed(s, d);
+  }
+  if (n > 0) {
+    s.queue = kept;
+    s.queueHead = 0;
+  }
+  return n;
+}
+
 /** Drops all queued and in-flight state (clean start or session end). */
 export function clearSession(s: Session): void {
   s.journal?.cleared(s);

@@ -1,7 +1,8 @@
 // Cross-field checks a per-field schema cannot express: unique device names, unique listener
 // addresses, ranges that must nest. They run on a config that already passed the schema; the loader
 // turns each problem's path into file:line:col.
-import { sunTriggerPaths } from "../../rules/describe.js";
+import { sunConditionPaths, sunTriggerPaths } from "../../rules/describe.js";
+import { authFileProblems } from "../broker/auth/file-check.js";
 import { listenerProblems } from "../broker/listener-check.js";
 import type { ReadFile } from "../broker/tls.js";
 import { checkGpio } from "./check-gpio.js";
@@ -87,18 +88,20 @@ export function checkConfig(config: Config, deps: { readFile?: ReadFile } = {}):
 
   problems.push(...checkGpio(config));
 
-  // Port 0 asks the OS for a free port, so two of them never clash.
-  const listeners = new Map<string, number>();
+  // Port 0 asks the OS for a free port, so two of them never clash. A wildcard address takes the
+  // port on every address of its family (:: on both: Node listens dual-stack), so 0.0.0.0:1883 and
+  // 127.0.0.1:1883 cannot both listen (EADDRINUSE at start).
+  const seen: Array<{ host: string; port: number; i: number }> = [];
   config.broker.listeners.forEach((l, i) => {
     if (l.port === 0) return;
-    const key = `${l.host.toLowerCase()}:${l.port}`;
-    const first = listeners.get(key);
-    if (first === undefined) listeners.set(key, i);
+    const host = l.host.toLowerCase();
+    const first = seen.find((o) => o.port === l.port && addressesClash(o.host, host));
+    if (first === undefined) seen.push({ host, port: l.port, i });
     else {
       problems.push({
         path: ["broker", "listeners", i],
-        expected: "a host and port not used by another listener",
-        found: `${l.host} port ${l.port} again (also listeners[${first}])`,
+        expected: "a host and port not used by another listener (0.0.0.0 and :: take the port on every address)",
+        found: `${l.host} port ${l.port} again (also listeners[${first.i}]${first.host === host ? "" : `, ${first.host}`})`,
       });
     }
   });
@@ -115,6 +118,12 @@ export function checkConfig(config: Config, deps: { readFile?: ReadFile } = {}):
     }
     for (const p of listenerProblems(l, deps.readFile)) problems.push({ ...p, path: ["broker", "listeners", i, ...p.path] });
   });
+
+  // Password and ACL files that cannot be read, at their config key (their lines: broker/auth/load.ts).
+  const auth = config.broker.auth;
+  if (auth !== undefined && config.broker.external === undefined && deps.readFile !== undefined) {
+    for (const p of authFileProblems(auth, deps.readFile)) problems.push({ ...p, path: ["broker", "auth", ...p.path] });
+  }
 
   const ext = config.broker.external;
   if (ext?.tls !== undefined) {
@@ -141,6 +150,9 @@ export function checkConfig(config: Config, deps: { readFile?: ReadFile } = {}):
     for (const at of sunTriggerPaths(config.rules)) {
       problems.push({ path: ["rules", ...at, "trigger"], expected: "location: { latitude, longitude } in the config for a sun trigger", found: "no location" });
     }
+    for (const at of sunConditionPaths(config.rules)) {
+      problems.push({ path: ["rules", ...at, "condition"], expected: "location: { latitude, longitude } in the config for a sun condition", found: "no location" });
+    }
   }
   return problems;
 }
@@ -154,6 +166,13 @@ export function listenerHasAuthentication(l: ListenerConfig, config: Config): bo
   if (config.broker.auth?.passwd_file !== undefined) return true;
   const secure = l.protocol === "mqtts" || l.protocol === "wss";
   return secure && l.tls?.require_client_cert === true && l.tls.identity_as_username === true;
+}
+
+/** Can listeners on hosts `a` and `b` (lower case) not share one port? */
+function addressesClash(a: string, b: string): boolean {
+  if (a === b) return true;
+  const covers = (w: string, o: string) => w === "::" || (w === "0.0.0.0" && !o.includes(":"));
+  return covers(a, b) || covers(b, a);
 }
 
 export function isLoopback(host: string): boolean {

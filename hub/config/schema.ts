@@ -5,7 +5,7 @@ import { z } from "zod";
 import { duration } from "./duration.js";
 import { bridgesSchema } from "../bridge/schema.js";
 import { listenerSchema } from "../broker/listener-schema.js";
-import { authSchema } from "../broker/auth/schema.js";
+import { authSchema, flappingSchema } from "../broker/auth/schema.js";
 import { storageSchema } from "../broker/store/schema.js";
 import { locationSchema, rulesSchema } from "../../rules/schema.js";
 import { arduinoShape, checkArduino } from "../../drivers/arduino/schema.js";
@@ -108,6 +108,7 @@ const limitsSchema = z
     max_retained_messages: int(0).default(100_000).describe("Retained messages kept in total; further ones are refused."),
     max_retained_bytes: int(0).default(67_108_864).describe("Payload bytes of retained messages kept in total. Default 64 MiB."),
     max_user_properties: int(0, 65535).default(64).describe("MQTT 5 user properties accepted on one packet."),
+    flapping: flappingSchema.prefault({}),
   })
   .describe("Limits that protect the hub from misbehaving or hostile clients.");
 

@@ -286,7 +286,7 @@ if (missing) {
     );
     if (!r.ok) throw new Error(JSON.stringify(r.problems));
     const log = memoryLogger();
-    const app = buildApp({ config: r.config, clock: systemClock(), log, version: "test" });
+    const app = await buildApp({ config: r.config, clock: systemClock(), log, version: "test" });
     await app.lifecycle.start();
     await until("hub/status upstream", () => rx.got.some((m) => m.topic === "app/status" && m.payload === "online"));
     await until("the remote status", () => rx.got.some((m) => m.topic === "hub-app/status" && m.payload === "online"));

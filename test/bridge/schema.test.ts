@@ -100,6 +100,16 @@ t.test("checks across fields: cert_file needs key_file, bridge names are unique"
   t.match(!dup.ok && dup.problems.map((p) => `${p.line}:${p.path}: ${p.expected}`).join("\n"), /3:bridges\[1\]\.name: a name not used by another bridge \(also bridges\[0\]\)/);
 });
 
+t.test("AWS IoT Core: a QoS 2 rule is refused (AWS never acknowledges QoS 2); elsewhere it is fine", async (t) => {
+  const aws = (url: string) =>
+    load(["bridges:", "  - name: aws", `    url: ${url}`, "    topics:", "      - { pattern: a/#, qos: 1 }", "      - { pattern: b/#, direction: in, qos: 2 }"].join("\n"));
+  const r = aws("mqtts://abcdefghij1234-ats.iot.eu-central-1.amazonaws.com:8883");
+  t.notOk(r.ok);
+  if (!r.ok) t.same(r.problems.map((p) => `${p.line}:${p.path}: ${p.expected}`), ["6:bridges[0].topics[1].qos: 0 or 1: AWS IoT Core does not support QoS 2 (it never acknowledges it)"]);
+  t.notOk(aws("mqtts://a1b2c3-ats.iot.cn-north-1.amazonaws.com.cn").ok, "China regions too");
+  t.ok(aws("mqtts://broker.example.com:8883").ok, "another broker may take QoS 2");
+});
+
 t.test("the JSON Schema for editors lists every bridge option", async (t) => {
   const s = JSON.stringify(configJsonSchema());
   for (const key of ["bridges", "remote_prefix", "latest_only", "max_inflight", "alpn", "servername", "drop_new", "password_file", "session_expiry"]) {

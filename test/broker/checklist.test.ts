@@ -1,4 +1,4 @@
-// The broker conformance checklist, sections A–G (/work/shared/broker-checklist.md), end to end:
+// The broker conformance checklist, sections A–G and H5 (/work/shared/broker-checklist.md), end to end:
 // raw bytes over a real TCP socket to a real broker, asserting what comes back (CONNACK/DISCONNECT
 // reason codes, SUBACK codes, close) and that the other clients are unaffected. One table; each row
 // is a checklist row (or one case of it) and becomes one subtest, so the output reads like the
@@ -13,8 +13,9 @@ import { rowsD } from "./checklist/d-publish.js";
 import { rowsE } from "./checklist/e-subscribe.js";
 import { rowsF } from "./checklist/f-qos.js";
 import { rowsG } from "./checklist/g-security.js";
+import { rowsH } from "./checklist/h-resource.js";
 
-const rows: Row[] = [...rowsA, ...rowsB, ...rowsC, ...rowsD, ...rowsE, ...rowsF, ...rowsG];
+const rows: Row[] = [...rowsA, ...rowsB, ...rowsC, ...rowsD, ...rowsE, ...rowsF, ...rowsG, ...rowsH];
 
 // tap does not run the body of a todo test. CHECKLIST_RUN_TODO=1 runs the todo rows that have one as
 // ordinary tests, to watch them fail today (or find that a fix made them pass).

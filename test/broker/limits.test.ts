@@ -149,6 +149,8 @@ t.test("max_queued_messages: an offline session keeps QoS 1 up to the cap, drops
     t.equal(queueLength(s), 5, `v${v}: five queued`);
     t.equal(s.dropped, 3, `v${v}: three dropped, counted on the session`);
     t.equal(core.stats.publishDropped - dropped, 3, `v${v}: and in the broker stats`);
+    const warned = b.lines.filter((l) => l.includes("messages for it are being dropped") && l.includes(`client=${id} `));
+    t.equal(warned.length, 1, `v${v}: one warning naming the client, not one per message`);
     const back = await connect(v, durable(v, id));
     t.equal((back.received[0] as IConnackPacket).sessionPresent, true, `v${v}: session present`);
     await ping(back);

@@ -12,6 +12,7 @@ import { checkConnectRaw, checkPacket, type RuleLimits, type TopicRules } from "
 import { createPacketParser, isParseFault } from "../../hub/broker/parse.js";
 import { validTopicFilter, validTopicName } from "../../hub/broker/topics.js";
 import { checkWireStrings } from "../../hub/broker/wire-strings.js";
+import { canonical } from "../support/packet-reference.js";
 
 const SEED = 20_260_512;
 const RUNS = 20_000;
@@ -221,4 +222,70 @@ t.test(`gate never throws and stays bounded (${RUNS} cases, seed ${SEED})`, asyn
   // Every stage saw work, so the property exercised the whole gate rather than one early exit.
   t.ok(stats.frameErrors > 0 && stats.rawRejects > 0 && stats.wireRejects > 0 && stats.parseFaults > 0 && stats.rejected > 0, "every stage rejected something");
   t.ok(stats.verdicts - stats.rejected > RUNS / 4, "many packets pass the whole gate");
+});
+
+// --- the fast path changes no verdict ------------------------------------------------------------
+// The same mutated streams through the gate twice: with parse.ts's fast decoders (PUBLISH, acks,
+// PINGREQ, CONNECT, SUBSCRIBE, UNSUBSCRIBE) and with mqtt-packet alone. Every stage's outcome, the
+// reason codes, and the decoded packets themselves must be identical.
+function gateOutcomes(stream: Buffer, level: ProtocolLevel, parser: ReturnType<typeof createPacketParser>): string[] {
+  const out: string[] = [];
+  const failures: number[] = [];
+  const framer = createFramer({ maxPacketSize: MAX_PACKET });
+  framer.push(stream);
+  let cur = level;
+  for (let f = framer.next(); f !== undefined; f = framer.next()) {
+    if (isFrameError(f)) return [...out, `frame ${f.reason}`];
+    if (f[0]! >> 4 === 1) {
+      const raw = checkConnectRaw(f);
+      if (!raw.ok) return [...out, `raw ${raw.action} ${raw.reason}`];
+    }
+    const w = checkWireStrings(f, cur, 16);
+    if (w) return [...out, `strings ${w.reason}`];
+    const p = parser.parse(f, cur);
+    if (isParseFault(p)) return [...out, `parse ${p.reason}`];
+    const v = checkPacket(p, cur, RULES, LIMITS, failures);
+    out.push(`${JSON.stringify(canonical(p))} ${v.ok ? "ok" : `${v.action} ${v.reason}`} ${failures.slice(0, packetFilters(p)).join(",")}`);
+    if (!v.ok) return out;
+    if (p.cmd === "connect") {
+      cur = (p.protocolVersion ?? 4) as ProtocolLevel;
+      framer.setProtocol(cur);
+      framer.setConnected();
+    }
+  }
+  return out;
+}
+
+function packetFilters(p: mqtt.Packet): number {
+  if (p.cmd === "subscribe") return p.subscriptions.length;
+  if (p.cmd === "unsubscribe") return p.unsubscriptions.length;
+  return 0;
+}
+
+t.test("the fast path changes no verdict of the gate (mutated packets, seed 20260513)", async (t) => {
+  const withFast = createPacketParser();
+  const without = createPacketParser({ fastPath: false });
+  let compared = 0;
+  fc.assert(
+    fc.property(caseArb, ({ level, packet, mutations, truncate, second }) => {
+      let buf: Buffer;
+      try {
+        buf = Buffer.from(mqtt.generate(packet, { protocolVersion: level }));
+      } catch {
+        return true;
+      }
+      for (const [pos, byte] of mutations) if (buf.length > 0) buf[pos % buf.length] = byte;
+      if (truncate !== undefined) buf = buf.subarray(0, truncate % (buf.length + 1));
+      let stream = packet.cmd === "connect" ? buf : Buffer.concat([CONNECT[level], buf]);
+      if (second) stream = Buffer.concat([stream, Buffer.from([0xc0, 0x00])]);
+      const a = gateOutcomes(stream, level, withFast);
+      const b = gateOutcomes(stream, level, without);
+      compared += a.length;
+      if (JSON.stringify(a) === JSON.stringify(b)) return true;
+      t.same(a, b); // shows the difference
+      return false;
+    }),
+    { seed: 20_260_513, numRuns: 8000, endOnFailure: true },
+  );
+  t.ok(compared > 8000, `packets compared (${compared})`);
 });

@@ -39,7 +39,7 @@ t.test("devices publish to the external broker and hub/status is online, then of
   const rx = collect(watcher);
   await watcher.subscribeAsync("hub/#", { qos: 1 });
   const log = memoryLogger();
-  const app = buildApp({ config: r.config, clock: systemClock(), log, version: "test", random: () => 0.5 });
+  const app = await buildApp({ config: r.config, clock: systemClock(), log, version: "test", random: () => 0.5 });
   t.equal(app.broker, undefined, "no embedded broker");
   await app.lifecycle.start();
   const got = (await rx.count(3)).slice(0, 3);

@@ -24,3 +24,30 @@ t.test("isLoopback", async (t) => {
   for (const h of ["127.0.0.1", "127.1.2.3", "::1", "localhost", "LOCALHOST"]) t.equal(isLoopback(h), true, h);
   for (const h of ["0.0.0.0", "::", "192.168.1.2", "hub.local", "128.0.0.1"]) t.equal(isLoopback(h), false, h);
 });
+
+t.test("listeners that cannot share a port: the same address, or a wildcard address and any other (EADDRINUSE)", async (t) => {
+  const check = (a: string, b: string) => {
+    const r = loadConfigText(
+      yaml("broker:", "  listeners:", `    - { host: "${a}", port: 1883, allow_anonymous: true }`, `    - { host: "${b}", port: 1883, allow_anonymous: true }`),
+      "c.yaml",
+      fakeDeps(),
+    );
+    return r.ok ? "" : formatProblems(r.problems);
+  };
+  for (const [a, b] of [["127.0.0.1", "127.0.0.1"], ["0.0.0.0", "127.0.0.1"], ["127.0.0.1", "0.0.0.0"], ["::", "0.0.0.0"], ["::", "::1"], ["192.168.1.2", "::"]]) {
+    t.match(check(a!, b!), /^c\.yaml:4:7: broker\.listeners\[1\]: expected a host and port not used by another listener.*again \(also listeners\[0\]/, `${a} + ${b}`);
+  }
+  for (const [a, b] of [["127.0.0.1", "::1"], ["0.0.0.0", "::1"], ["127.0.0.1", "192.168.1.2"]]) t.equal(check(a!, b!), "", `${a} + ${b} may share the port`);
+});
+
+t.test("a password or ACL file that cannot be read is reported at its key in the config", async (t) => {
+  const text = yaml("broker:", "  auth:", "    passwd_file: /etc/hub/passwd", "    acl_file: /etc/hub/acl");
+  const r = loadConfigText(text, "c.yaml", fakeDeps({ "/etc/hub/passwd": "" }));
+  t.equal(r.ok, false);
+  if (r.ok) return;
+  t.equal(
+    formatProblems(r.problems),
+    'c.yaml:4:15: broker.auth.acl_file: expected a readable ACL file (mosquitto acl_file syntax), found "/etc/hub/acl": cannot read it (ENOENT)',
+  );
+  t.equal(loadConfigText(text, "c.yaml", fakeDeps({ "/etc/hub/passwd": "", "/etc/hub/acl": "" })).ok, true, "both readable: their contents are checked by broker/auth");
+});

@@ -82,7 +82,7 @@ t.test("config.example.yaml loads with zero problems", async (t) => {
     ],
   );
   const garden = sensors[1]!.quantities;
-  t.match(garden.lux, { start: 800, min: 0, max: 20000, step: 150, precision: 0 });
+  t.match(garden.lux, { start: 800, min: 400, max: 1200, step: 250, precision: 0 });
   t.equal(sensors[0]!.quantities.temperature!.start, 21);
   t.equal(sensors[0]!.quantities.humidity!.start, 45);
   t.match(

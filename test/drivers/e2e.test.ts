@@ -42,7 +42,7 @@ function config(dir: string, hardware: string, extra: string[] = []) {
 t.test("simulate: BME280, BH1750 and DS18B20 readings arrive on hub/<device>/<quantity>", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "hub-e2e-"));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const app = buildApp({ config: config(dir, "simulate"), clock: systemClock(), log: memoryLogger(), version: "test", random: () => 0.5 });
+  const app = await buildApp({ config: config(dir, "simulate"), clock: systemClock(), log: memoryLogger(), version: "test", random: () => 0.5 });
   await app.lifecycle.start();
   t.teardown(() => app.lifecycle.stop(5000));
   const port = app.broker!.addresses()[0]!.port;
@@ -75,7 +75,7 @@ t.test("linux on a machine without I2C or 1-Wire: the hub refuses to start, nami
   // A bus number no machine here has, so the test does not depend on the host.
   for (const d of cfg.devices) if ("bus" in d) d.bus = 99;
   for (const d of cfg.devices) if (d.type === "ds18b20") d.dir = join(dir, "no-w1");
-  const app = buildApp({ config: cfg, clock: systemClock(), log, version: "test", random: () => 0.5 });
+  const app = await buildApp({ config: cfg, clock: systemClock(), log, version: "test", random: () => 0.5 });
   t.teardown(() => app.lifecycle.stop(5000));
   const err = await app.lifecycle.start().then(
     () => undefined,

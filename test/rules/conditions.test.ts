@@ -118,3 +118,37 @@ t.test("expression conditions; an error is false, traced and logged", async (t) 
   t.match(h.lines.join("\n"), /WARN .*condition could not be evaluated/);
   await h.stop();
 });
+
+t.test("sun conditions: between sun events at the location, across midnight, with offsets; polar night", async (t) => {
+  const berlin = { latitude: 52.52, longitude: 13.41 };
+  // 2024-01-15 in Berlin: sunrise about 08:13, sunset about 16:25 (local, UTC+1).
+  const at = (h: number, m = 0) => Date.UTC(2024, 0, 15, h - 1, m); // local time of that day
+  const ran = async (cond: string, start: number, location: { latitude: number; longitude: number } | null = berlin) => {
+    const h = await harness(rule(`    - ${cond}`), { start, location: location ?? undefined });
+    await h.publish("go", "1");
+    const trace = h.engine.status("r")!.trace;
+    await h.stop();
+    return { ran: h.on("out").length === 1, trace };
+  };
+  const night = "{ condition: sun, after: sunset, before: sunrise }";
+  const day = "{ condition: sun, after: sunrise, before: sunset }";
+  t.same((await ran(night, at(13))).ran, false, "13:00: not night");
+  t.same((await ran(day, at(13))).ran, true, "13:00: day");
+  t.same((await ran(night, at(18))).ran, true, "18:00: night");
+  t.same((await ran(night, at(24, 30))).ran, true, "00:30: still night, across midnight");
+  t.same((await ran(night, at(8, 5))).ran, true, "08:05: before sunrise");
+  t.same((await ran(night, at(8, 20))).ran, false, "08:20: after sunrise");
+  t.same((await ran("{ condition: sun, after: sunset }", at(24, 30))).ran, false, "after sunset alone: until midnight");
+  t.same((await ran("{ condition: sun, after: sunset }", at(23))).ran, true);
+  t.same((await ran("{ condition: sun, before: sunrise }", at(24, 30))).ran, true, "before sunrise alone: from midnight");
+  t.same((await ran("{ condition: sun, before: sunrise }", at(18))).ran, false);
+  t.same((await ran("{ condition: sun, after: sunset, after_offset: -1h, before: sunrise }", at(15, 45))).ran, true, "an hour before sunset");
+  t.same((await ran(night, at(15, 45))).ran, false);
+  const r = await ran(night, at(18));
+  t.match(r.trace[1], /^sun after sunset before sunrise: pass \(last sunset 16:2\d, last sunrise 08:1\d; it is 18:00 Europe\/Berlin\)$/);
+  const polar = await ran(night, Date.UTC(2024, 11, 20, 11), { latitude: 69.65, longitude: 18.96 });
+  t.same(polar.ran, true, "Tromsø at noon in December: polar night");
+  const none = await ran(night, at(18), null);
+  t.same(none.ran, false);
+  t.same(none.trace[1], "sun after sunset before sunrise: FAIL (no location in the config)");
+});

@@ -36,7 +36,7 @@ rules:
   if (!loaded.ok) throw new Error(formatProblems(loaded.problems));
   const clock = fakeClock();
   const log = memoryLogger("debug");
-  const app = buildApp({ config: loaded.config, clock, log, version: "test", random: () => 0.5 });
+  const app = await buildApp({ config: loaded.config, clock, log, version: "test", random: () => 0.5 });
   await app.lifecycle.start();
   t.teardown(() => app.lifecycle.stop(5000));
   const url = `mqtt://127.0.0.1:${app.broker!.addresses()[0]!.port}`;

@@ -77,3 +77,30 @@ t.test("hub check (the built CLI) checks rules_dir too, with the location rule",
   const good = await runHub(["check", "--config", config]);
   t.equal(good.code, 0, good.stderr);
 });
+
+t.test("a sun condition without location: hub check and the rules loader name it (also inside choose)", async (t) => {
+  const lines = [
+    "rules:",
+    "  - id: porch",
+    "    triggers: [{ trigger: mqtt, topic: a }]",
+    "    conditions:",
+    "      - { condition: sun, after: sunset, before: sunrise }",
+    "    actions:",
+    "      - action: choose",
+    "        choices:",
+    "          - conditions: [{ condition: sun, after: sunset }]",
+    "            actions: [{ action: publish, topic: b }]",
+  ];
+  const r = loadConfigText(yaml(...lines), "c.yaml", fakeDeps());
+  t.same(!r.ok && formatProblems(r.problems).split("\n"), [
+    "c.yaml:5:22: rules[0].conditions[0].condition: expected location: { latitude, longitude } in the config for a sun condition, found no location",
+    "c.yaml:9:39: rules[0].actions[0].choices[0].conditions[0].condition: expected location: { latitude, longitude } in the config for a sun condition, found no location",
+  ]);
+  t.equal(loadConfigText(yaml("location: { latitude: 52.5, longitude: 13.4 }", ...lines), "c.yaml", fakeDeps()).ok, true);
+  const file = lines.slice(1).map((l) => l.slice(2)).join("\n");
+  const d = loadRulesDir("/rules.d", { readdir: () => ["porch.yaml"], readFile: () => file }, [], { hasLocation: false });
+  t.same(!d.ok && formatRuleProblems(d.problems).split("\n"), [
+    "/rules.d/porch.yaml:4:20: [0].conditions[0].condition: expected location: { latitude, longitude } in the config for a sun condition, found no location",
+    "/rules.d/porch.yaml:8:37: [0].actions[0].choices[0].conditions[0].condition: expected location: { latitude, longitude } in the config for a sun condition, found no location",
+  ]);
+});

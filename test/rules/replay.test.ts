@@ -16,6 +16,7 @@ t.test("replaying a scenario explains what fired, why, and what was published", 
     `
 start: 2025-01-06T17:00:00+01:00
 time_zone: Europe/Berlin
+location: { latitude: 52.52, longitude: 13.41 }
 events:
   - { at: 0s, topic: hub/garden/lux, payload: 800, retain: true }
   - { at: 1m, topic: hub/garden/lux, payload: 680 }
@@ -35,14 +36,15 @@ events:
     "+0s         log info: rules started rules=2 enabled=2 subscriptions=2 time_zone=Europe/Berlin",
     '+1m00s      hub/garden/lux = "680"',
     '+1m00s      -> hub/porch_light/set "ON"',
-    "+1m00s      log info: Garden at 680 lx: porch light on rule=porch_light_follows_daylight",
+    "+1m00s      log info: Garden at 680 lx after sunset: porch light on rule=porch_light_follows_daylight",
     "+1m00s      log info: rule ran rule=porch_light_follows_daylight result=ok ms=0",
     "+1m00s      rule porch_light_follows_daylight: ok",
     "            trigger dark (numeric) hub/garden/lux value 680",
     "            choice 1:",
-    "              trigger.id == 'dark': pass (true)",
+    "              trigger.id == 'dark' and state('hub/garden/lux') < 700: pass (true)",
+    "              sun after sunset before sunrise: pass (last sunset 16:09, last sunrise 08:15; it is 17:01 Europe/Berlin)",
     '              set hub/porch_light/set "ON"',
-    '              log info "Garden at 680 lx: porch light on"',
+    '              log info "Garden at 680 lx after sunset: porch light on"',
     '+2m00s      hub/garden/lux = "600"',
     '+3m00s      hub/garden/lux = "960"',
     '+3m00s      -> hub/porch_light/set "OFF"',
@@ -51,14 +53,34 @@ events:
     "+3m00s      rule porch_light_follows_daylight: ok",
     "            trigger bright (numeric) hub/garden/lux value 960",
     "            choice 1:",
-    "              trigger.id == 'dark': FAIL (false)",
-    "            default:",
+    "              trigger.id == 'dark' and state('hub/garden/lux') < 700: FAIL (false)",
+    "            choice 2:",
+    "              trigger.id == 'bright': pass (true)",
     '              set hub/porch_light/set "OFF"',
     '              log info "Garden at 960 lx: porch light off"',
     '+5m00s      hub/living_room/temperature = "21.5"',
     '+5m30s      hub/living_room/temperature = "20.9"',
     "rule living_room_too_warm: never ran: no trigger fired (numeric hub/living_room/temperature above 21.2 for 60s)",
   ]);
+});
+
+t.test("the recorded afternoon: dark before sunset does not light the porch (the trace says why), sunset does", async (t) => {
+  const text = readFileSync(new URL("fixtures/porch-afternoon.yaml", import.meta.url), "utf8");
+  const scenario = parseYamlWith(scenarioSchema, text, "porch-afternoon.yaml", {});
+  if (!scenario.ok) throw new Error(JSON.stringify(scenario.problems));
+  const report = await replay(example("porch-light.yaml"), scenario.value);
+  const at10m = report.slice(report.indexOf("+10m00s     rule porch_light_follows_daylight: ok"));
+  t.same(at10m.slice(0, 6), [
+    "+10m00s     rule porch_light_follows_daylight: ok",
+    "            trigger dark (numeric) hub/garden/lux value 650",
+    "            choice 1:",
+    "              trigger.id == 'dark' and state('hub/garden/lux') < 700: pass (true)",
+    "              sun after sunset before sunrise: FAIL (last sunset 01-05 16:07, last sunrise 08:15; it is 15:40 Europe/Berlin)",
+    "            choice 2:",
+  ]);
+  t.notOk(report.some((l) => l.startsWith("+10m00s") && l.includes("-> hub/porch_light/set")), "nothing sent before sunset");
+  t.ok(report.includes('+39m11s     -> hub/porch_light/set "ON"'), "on at sunset (16:09:10), the garden still dark");
+  t.ok(report.includes("            trigger dark (sun) at 2025-01-06T15:09:10.529Z"));
 });
 
 t.test("a scenario with mistakes is reported at file:line:col", async (t) => {

@@ -174,3 +174,29 @@ t.test("a JSON Schema for editors", async (t) => {
   const js = JSON.stringify(z.toJSONSchema(ruleSchema, { io: "input", target: "draft-7" }));
   for (const w of ['"numeric"', '"hysteresis"', '"continue_on_timeout"', '"weekdays"', '"sunset"']) t.ok(js.includes(w), w);
 });
+
+t.test("sun conditions: events, offsets, at least one of after/before", async (t) => {
+  const out = problems(`
+location: { latitude: 52.52, longitude: 13.41 }
+rules:
+  - id: s
+    triggers: [{ trigger: startup }]
+    conditions:
+      - { condition: sun }
+      - { condition: sun, after: sunsett }
+      - { condition: sun, before: sunrise, before_offset: soon }
+    actions: [{ action: stop }]
+`);
+  t.match(out, "c.yaml:7:9: rules[0].conditions[0]: expected after, before or both, found a mapping");
+  t.match(out, 'c.yaml:8:34: rules[0].conditions[1].after: expected one of sunrise, sunset, dawn, dusk');
+  t.match(out, 'c.yaml:9:59: rules[0].conditions[2].before_offset: expected an offset such as -30m');
+  const ok = load(`
+location: { latitude: 52.52, longitude: 13.41 }
+rules:
+  - id: s
+    triggers: [{ trigger: startup }]
+    conditions: [{ condition: sun, after: sunset, after_offset: -30m, before: sunrise }]
+    actions: [{ action: stop }]
+`);
+  t.same(ok.ok && ok.config.rules[0]!.conditions, [{ condition: "sun", after: "sunset", after_offset: -1_800_000, before: "sunrise", before_offset: 0 }]);
+});

@@ -1,7 +1,7 @@
 // HubLink: the board side of hubproto 1 (drivers/arduino/PROTOCOL.md), header-only, for the
 // Arduino IDE. Name your sensors and outputs, call begin() in setup() and loop() in loop(); the
-// library prints the HELLO banner, sends readings with CRC-8 checksums, and obeys SET, PING and
-// REPORT from the hub. It uses only Stream::write/available/read and millis(), so the same code
+// library prints the HELLO banner, sends readings with CRC-8 checksums, and obeys SET, PING,
+// REPORT and HELLO (banner again: native-USB boards do not reset when the hub opens the port) from the hub. It uses only Stream::write/available/read and millis(), so the same code
 // compiles on a PC with a small shim (test/drivers/arduino/shim) and is tested against the hub's parser.
 #ifndef HUBLINK_H
 #define HUBLINK_H
@@ -33,21 +33,7 @@ class HubLink {
 
   // Call in setup() after Serial.begin(): prints the banner.
   void begin() {
-    start();
-    put("HELLO hubproto=1 board=");
-    putEscaped(board_);
-    put(" fw=HubLink-1.0");
-    for (uint8_t i = 0; i < count_; i++) {
-      put(" ch=");
-      putEscaped(ch_[i].name);
-      put(":");
-      put(ch_[i].kind);
-      if (ch_[i].unit && ch_[i].unit[0]) {
-        put(":");
-        putEscaped(ch_[i].unit);
-      }
-    }
-    finish();
+    banner();
     last_ = millis();
   }
 
@@ -83,6 +69,25 @@ class HubLink {
       for (uint8_t i = 0; i < count_; i++)
         if (ch_[i].read) reading(i);
     }
+  }
+
+  // The banner: the protocol version, the board's name and its channels (PROTOCOL.md).
+  void banner() {
+    start();
+    put("HELLO hubproto=1 board=");
+    putEscaped(board_);
+    put(" fw=HubLink-1.1");
+    for (uint8_t i = 0; i < count_; i++) {
+      put(" ch=");
+      putEscaped(ch_[i].name);
+      put(":");
+      put(ch_[i].kind);
+      if (ch_[i].unit && ch_[i].unit[0]) {
+        put(":");
+        putEscaped(ch_[i].unit);
+      }
+    }
+    finish();
   }
 
   // Sends an event, e.g. event("button", "long press"); published on hub/<device>/event.
@@ -275,6 +280,8 @@ class HubLink {
       finish();
     } else if (same(tok[0], "REPORT")) {
       report();
+    } else if (same(tok[0], "HELLO")) {
+      banner();
     } else if (same(tok[0], "SET") && tok[1] && tok[2]) {
       int i = find(tok[1]);
       if (i < 0) return error("unknown_channel", tok[1]);

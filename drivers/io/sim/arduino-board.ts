@@ -2,7 +2,9 @@
 // opened (boot time, then bootloader noise, then the HELLO banner), sends checksummed readings of
 // random-walk sensors, obeys SET/PING/REPORT like HubLink.h does, and now and then damages a byte
 // on the "wire" so the hub's checksum counters have something to count. It can be made to hang
-// (the sketch stops answering while the port stays open). Time comes from the injected clock.
+// (the sketch stops answering while the port stays open). As a native-USB board (Leonardo, Micro)
+// its boot banner is lost, as when the sketch printed it before the port was open, and it answers
+// the hub's HELLO request with it. Time comes from the injected clock.
 import type { Cancel, Clock } from "../../../hub/contracts.js";
 import { type ChannelDecl, formatBoardMessage, formatLine, lineSplitter, parseHubLine } from "../../arduino/protocol.js";
 import { createSimFirmata } from "./firmata-board.js";
@@ -19,6 +21,8 @@ export interface SimArduinoOptions {
   reportEveryMs?: number;
   /** Chance that a line sent is damaged by one flipped bit. Default 0.01. */
   noise?: number;
+  /** The banner printed at boot never reaches the hub (a native-USB board). Default false. */
+  nativeUsb?: boolean;
 }
 
 export interface SimArduino {
@@ -94,6 +98,7 @@ export function createSimArduino(o: SimArduinoOptions): SimArduino {
       const m = r.message;
       if (m.type === "ping") wire(formatBoardMessage({ type: "pong", token: m.token }));
       else if (m.type === "report") for (const c of channels) reading(c.name);
+      else if (m.type === "hello") banner();
       else {
         const c = channels.find((x) => x.name === m.channel);
         if (!c) wire(formatLine(`ERR unknown_channel ${m.channel}`));
@@ -110,6 +115,9 @@ export function createSimArduino(o: SimArduinoOptions): SimArduino {
     64, // the sketch's receive buffer
   );
 
+  const banner = () =>
+    wire(formatBoardMessage({ type: "hello", version: 1, board: o.name ?? "sim-uno", channels, fields: { fw: "HubLink-1.1-sim" }, notes: [] }));
+
   const board: SimArduino = {
     reset(s) {
       board.powerOff();
@@ -121,8 +129,10 @@ export function createSimArduino(o: SimArduinoOptions): SimArduino {
           // Bytes a bootloader and a half-sent line may leave before setup() prints the banner.
           send?.(Buffer.from("\x00\xfe\r\nR so*1", "latin1"));
           send?.(Buffer.from("\n", "latin1"));
-          wire(formatBoardMessage({ type: "hello", version: 1, board: o.name ?? "sim-uno", channels, fields: { fw: "HubLink-1.0-sim" }, notes: [] }));
-          wire(formatBoardMessage({ type: "event", name: "boot", text: "" }));
+          if (!o.nativeUsb) {
+            banner();
+            wire(formatBoardMessage({ type: "event", name: "boot", text: "" }));
+          }
           timers.push(o.clock.every(o.reportEveryMs ?? 5000, tick));
         }),
       );

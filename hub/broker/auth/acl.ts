@@ -35,19 +35,28 @@ export interface Acl {
 
 export interface AclLineProblem {
   line: number;
+  /** 1-based column of the word or filter that is wrong. */
+  col: number;
+  /** "expected ..., found ..." */
   message: string;
 }
 
 const ACCESS = new Set<string>(["read", "write", "readwrite", "deny"]);
 
-/** What is wrong with a rule's filter, or undefined. */
+/**
+ * What a rule's filter should have been, or undefined when it is fine. Phrased as the expectation:
+ * the config loader shows "expected <this>, found <value>", and so does the acl_file parser.
+ */
 export function checkRuleFilter(filter: string, pattern: boolean): string | undefined {
-  if (!validTopicFilter(filter, PROTOCOL_LIMITS)) return `${JSON.stringify(filter)} is not a valid topic filter`;
+  if (!validTopicFilter(filter, PROTOCOL_LIMITS)) {
+    const comment = /\s#/.test(filter) ? "; a # comment must be on a line of its own" : "";
+    return `a topic filter (levels separated by /, + and # only as whole levels, # only last${comment})`;
+  }
   for (const level of filter.split("/")) {
     if (!level.includes("%")) continue;
     if (!pattern) continue; // topic rules take % literally, as mosquitto does
     if ((level.includes("%u") || level.includes("%c")) && level !== "%u" && level !== "%c") {
-      return `${JSON.stringify(level)}: %u and %c must fill a whole topic level (e.g. clients/%c/#)`;
+      return `%u and %c filling a whole topic level (e.g. clients/%c/#), not ${JSON.stringify(level)}`;
     }
   }
   return undefined;
@@ -62,16 +71,19 @@ export function parseAclFile(text: string): { ok: true; rules: AclRule[] } | { o
     const at = i + 1;
     const line = raw.replace(/\r$/, "").trim();
     if (line === "" || line.startsWith("#")) return;
+    const start = raw.length - raw.trimStart().length + 1; // column of the first word
     const m = /^(\S+)(?:\s+(.*))?$/.exec(line)!;
     const word = m[1]!;
     const rest = m[2] ?? "";
+    // The filter is the end of the trimmed line: its column in the raw line.
+    const colOf = (part: string) => raw.indexOf(part, start - 1 + word.length) + 1 || start;
     if (word === "user") {
-      if (rest === "") problems.push({ line: at, message: "user needs a name" });
+      if (rest === "") problems.push({ line: at, col: start, message: "expected a user name after user, found nothing" });
       else user = rest;
       return;
     }
     if (word !== "topic" && word !== "pattern") {
-      problems.push({ line: at, message: `expected topic, pattern or user; found ${JSON.stringify(word)}` });
+      problems.push({ line: at, col: start, message: `expected topic, pattern or user, found ${JSON.stringify(word)}` });
       return;
     }
     // `topic [access] filter`: the filter is the rest of the line and may contain spaces.
@@ -82,16 +94,16 @@ export function parseAclFile(text: string): { ok: true; rules: AclRule[] } | { o
       access = am[1] as Access;
       filter = am[2]!;
     } else if (ACCESS.has(rest)) {
-      problems.push({ line: at, message: `${word} ${rest} needs a topic filter` });
+      problems.push({ line: at, col: start, message: `expected a topic filter after ${word} ${rest}, found nothing` });
       return;
     }
     if (filter === "") {
-      problems.push({ line: at, message: `${word} needs a topic filter` });
+      problems.push({ line: at, col: start, message: `expected [read|write|readwrite|deny] and a topic filter after ${word}, found nothing` });
       return;
     }
     const bad = checkRuleFilter(filter, word === "pattern");
     if (bad) {
-      problems.push({ line: at, message: bad });
+      problems.push({ line: at, col: colOf(filter), message: `expected ${bad}, found ${JSON.stringify(filter)}` });
       return;
     }
     // mosquitto: patterns apply to every client wherever they appear in the file.

@@ -6,18 +6,15 @@ import type { Clock, Logger, Service } from "../../contracts.js";
 import type { BrokerCore } from "../core.js";
 import { type AclRule, createAcl, parseAclFile } from "./acl.js";
 import { createAuthenticator, type Authenticator, type Policy } from "./authenticate.js";
+import { errnoOf } from "./file-check.js";
 import { parsePasswordFile } from "./passwd.js";
 import { recheckAllSessions } from "./recheck.js";
 import type { AuthConfig } from "./schema.js";
 
 export type PolicyLoad = { ok: true; policy: Policy; users: number; rules: number } | { ok: false; problems: string[] };
 
-function errnoOf(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e?.code ?? (e instanceof Error ? e.message : String(err));
-}
 
-/** Reads and checks every file; problems are `file:line: message` (or `file: cannot read ...`). */
+/** Reads and checks every file; problems are `file:line:col: expected ..., found ...` (or `file: cannot read ...`). */
 export function loadPolicy(cfg: AuthConfig, readFile: (path: string) => string): PolicyLoad {
   const problems: string[] = [];
   let passwords: Policy["passwords"];
@@ -26,7 +23,7 @@ export function loadPolicy(cfg: AuthConfig, readFile: (path: string) => string):
     try {
       const r = parsePasswordFile(readFile(file));
       if (r.ok) passwords = r.users;
-      else for (const p of r.problems) problems.push(`${file}:${p.line}: ${p.message}`);
+      else for (const p of r.problems) problems.push(`${file}:${p.line}:${p.col}: ${p.message}`);
     } catch (err) {
       problems.push(`${file}: cannot read the password file (${errnoOf(err)})`);
     }
@@ -37,7 +34,7 @@ export function loadPolicy(cfg: AuthConfig, readFile: (path: string) => string):
     try {
       const r = parseAclFile(readFile(file));
       if (r.ok) rules = r.rules;
-      else for (const p of r.problems) problems.push(`${file}:${p.line}: ${p.message}`);
+      else for (const p of r.problems) problems.push(`${file}:${p.line}:${p.col}: ${p.message}`);
     } catch (err) {
       problems.push(`${file}: cannot read the ACL file (${errnoOf(err)})`);
     }

@@ -1,8 +1,10 @@
 // `hub passwd FILE USER`: adds a user or changes a password (prompted twice without echo on a
 // terminal, or one line from `--stdin`), `-D` deletes. Writes `$7$` (PBKDF2-SHA512) entries that
 // mosquitto reads too. Other lines are kept byte for byte; the file is replaced atomically
-// (temporary file, fsync, rename; mode 0600), so a power cut leaves the old file or the new one.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+// (temporary file, fsync, rename), so a power cut leaves the old file or the new one. The new file
+// keeps the owner, group and mode of the one it replaces: `sudo hub passwd` must not leave a file
+// the service user (`hub`, reading /etc/hub through its group) can no longer read.
+import { closeSync, fchmodSync, fchownSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 import { DEFAULT_ITERATIONS, hashPassword, MAX_ITERATIONS, validUserName } from "./passwd.js";
 
@@ -36,10 +38,42 @@ function withoutUser(text: string, user: string): { lines: string[]; found: bool
   return { lines: kept, found: kept.length !== lines.length };
 }
 
+/**
+ * Owner, group and mode of the file being written: those of the file it replaces. A new file is 0600,
+ * or 0640 with the directory's group when that is a group other than ours (/etc/hub is root:hub
+ * 0750: the password file becomes root:hub 0640, like config.yaml, readable by the service only).
+ */
+function setOwnership(fd: number, file: string): void {
+  let old: ReturnType<typeof statSync> | undefined;
+  try {
+    old = statSync(file);
+  } catch {
+    // a new file
+  }
+  if (old !== undefined) {
+    fchmodSync(fd, Number(old.mode) & 0o777);
+    try {
+      fchownSync(fd, Number(old.uid), Number(old.gid));
+    } catch {
+      // Not root: the file stays ours (we could write the directory, so it is ours to replace).
+    }
+    return;
+  }
+  const dirGid = Number(statSync(dirname(file)).gid);
+  if (typeof process.getgid !== "function" || dirGid === process.getgid()) return;
+  try {
+    fchownSync(fd, process.getuid!(), dirGid);
+    fchmodSync(fd, 0o640);
+  } catch {
+    // Not a member of that group: stays 0600 with our own group.
+  }
+}
+
 function writeAtomically(file: string, text: string, pid: number): void {
   const tmp = `${file}.tmp-${pid}`;
   const fd = openSync(tmp, "w", 0o600);
   try {
+    setOwnership(fd, file);
     writeSync(fd, text);
     fsyncSync(fd);
   } catch (err) {

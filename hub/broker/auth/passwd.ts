@@ -25,6 +25,9 @@ export type PasswordEntry =
 export interface LineProblem {
   /** 1-based line number. */
   line: number;
+  /** 1-based column of what is wrong (the user name, or the hash after `:`). */
+  col: number;
+  /** "expected ..., found ..." */
   message: string;
 }
 
@@ -39,24 +42,27 @@ function b64(s: string): Buffer | undefined {
   return b.toString("base64") === s ? b : undefined;
 }
 
-/** Parses the part after `user:`; a string is what is wrong with it. */
+/**
+ * Parses the part after `user:`; a string is what is wrong with it ("expected ..., found ..."). The
+ * hash itself is never quoted back (it is a secret's derivative).
+ */
 export function parseHash(s: string): PasswordEntry | string {
-  if (s.startsWith("$argon2id$")) return "argon2id hashes (mosquitto 2.1 with libargon2) are not supported; set the password again with hub passwd";
-  if (!s.startsWith("$")) return "not a hashed password (plain text?); set it with hub passwd or mosquitto_passwd";
+  if (s.startsWith("$argon2id$")) return "expected a $7$ or $6$ hash, found an argon2id hash (mosquitto 2.1 with libargon2, not supported): set the password again with hub passwd";
+  if (!s.startsWith("$")) return `expected a hashed password made by hub passwd or mosquitto_passwd, found ${s === "" ? "nothing" : "plain text"}`;
   const parts = s.split("$"); // ["", "6", salt, hash] or ["", "7", iterations, salt, hash]
   let iterations: number | undefined;
   let rest: string[];
   if (parts[1] === "6" && parts.length === 4) rest = parts.slice(2);
   else if (parts[1] === "7" && parts.length === 5) {
-    if (!/^[1-9][0-9]{0,9}$/.test(parts[2]!)) return `iteration count ${JSON.stringify(parts[2])} is not a positive integer`;
+    if (!/^[1-9][0-9]{0,9}$/.test(parts[2]!)) return `expected a positive iteration count after $7$, found ${JSON.stringify(parts[2])}`;
     iterations = Number(parts[2]);
-    if (iterations > MAX_ITERATIONS) return `iteration count ${iterations} is above ${MAX_ITERATIONS}`;
+    if (iterations > MAX_ITERATIONS) return `expected an iteration count up to ${MAX_ITERATIONS}, found ${iterations}`;
     rest = parts.slice(3);
-  } else return "expected $6$salt$hash or $7$iterations$salt$hash (mosquitto_passwd format)";
+  } else return `expected $6$salt$hash or $7$iterations$salt$hash (mosquitto_passwd format), found ${JSON.stringify(`$${parts[1] ?? ""}$`)} with ${parts.length - 2} fields`;
   const salt = b64(rest[0]!);
-  if (!salt || salt.length < 8 || salt.length > 64) return "salt is not 8..64 bytes of base64";
+  if (!salt || salt.length < 8 || salt.length > 64) return "expected a salt of 8..64 bytes in base64, found something else";
   const hash = b64(rest[1]!);
-  if (!hash || hash.length !== HASH_BYTES) return "hash is not 64 bytes of base64";
+  if (!hash || hash.length !== HASH_BYTES) return `expected a hash of ${HASH_BYTES} bytes in base64, found ${hash ? `${hash.length} bytes` : "something else"}`;
   return iterations === undefined ? { kind: "sha512", salt, hash } : { kind: "pbkdf2", iterations, salt, hash };
 }
 
@@ -67,33 +73,36 @@ export function parseHash(s: string): PasswordEntry | string {
 export function parsePasswordFile(text: string): PasswordFile {
   const users = new Map<string, PasswordEntry>();
   const problems: LineProblem[] = [];
+  const seen = new Map<string, number>();
   const lines = text.split("\n");
   if (lines.at(-1) === "") lines.pop(); // the final newline ends the last line; it is not a blank line
   lines.forEach((raw, i) => {
     const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
     const at = i + 1;
     if (line.trim() === "") {
-      problems.push({ line: at, message: "blank line (a password file has one user:hash per line; remove it)" });
+      problems.push({ line: at, col: 1, message: "expected user:hash, found a blank line (a password file has one user:hash per line; remove it)" });
       return;
     }
     if (line.startsWith("#")) return;
     const colon = line.indexOf(":");
     if (colon < 0) {
-      problems.push({ line: at, message: "expected user:hash" });
+      problems.push({ line: at, col: 1, message: 'expected user:hash, found no ":"' });
       return;
     }
     const user = line.slice(0, colon);
     if (user === "") {
-      problems.push({ line: at, message: "empty user name" });
+      problems.push({ line: at, col: 1, message: 'expected a user name before ":", found an empty user name' });
       return;
     }
-    if (users.has(user)) {
-      problems.push({ line: at, message: `user ${JSON.stringify(user)} appears twice` });
+    const first = seen.get(user);
+    if (first !== undefined) {
+      problems.push({ line: at, col: 1, message: `expected each user once, found user ${JSON.stringify(user)} again (also line ${first})` });
       return;
     }
+    seen.set(user, at);
     const entry = parseHash(line.slice(colon + 1));
     if (typeof entry === "string") {
-      problems.push({ line: at, message: `user ${JSON.stringify(user)}: ${entry}` });
+      problems.push({ line: at, col: colon + 2, message: `user ${JSON.stringify(user)}: ${entry}` });
       return;
     }
     users.set(user, entry);

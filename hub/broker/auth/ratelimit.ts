@@ -2,6 +2,7 @@
 // remote address, or for one client id, within `windowMs` ban that key for `banMs`. A banned key is
 // refused before any hashing, so a password-guessing loop costs the hub a map lookup per attempt.
 // Bounded: at most `maxKeys` keys are tracked; when full, stale ones are dropped, then the oldest.
+// The same counter limits reconnect flapping (core.ts: every CONNECT of a client id counts).
 import type { Clock, Logger } from "../../contracts.js";
 
 export interface RateLimitOptions {
@@ -9,6 +10,8 @@ export interface RateLimitOptions {
   windowMs: number;
   banMs: number;
   maxKeys?: number;
+  /** Logs the start of a ban (once per ban); default: the failed-login line. */
+  onBan?: (key: string) => void;
 }
 
 export interface RateLimiter {
@@ -35,8 +38,22 @@ export function createRateLimiter(o: RateLimitOptions, clock: Clock, log: Logger
     for (const [k, e] of entries) {
       if (e.bannedUntil <= now && now - e.since > o.windowMs) entries.delete(k);
     }
-    // Still full (an attack from many addresses): drop the oldest; Map iterates in insertion order.
-    while (entries.size >= maxKeys) entries.delete(entries.keys().next().value!);
+    if (entries.size < maxKeys) return;
+    // Still full (an attack from many addresses, or many client ids connecting): drop the oldest
+    // tenth at once, so this full scan runs once per maxKeys/10 new keys, not on every one (a CONNECT
+    // loop with fresh client ids must not cost O(maxKeys) each). Bans go last. Map iterates in
+    // insertion order.
+    let drop = Math.ceil(maxKeys / 10);
+    for (const [k, e] of entries) {
+      if (drop === 0) break;
+      if (e.bannedUntil > now) continue;
+      entries.delete(k);
+      drop--;
+    }
+    for (const k of entries.keys()) {
+      if (drop-- <= 0) break;
+      entries.delete(k);
+    }
   };
 
   return {
@@ -65,7 +82,8 @@ export function createRateLimiter(o: RateLimitOptions, clock: Clock, log: Logger
           e.count = 0;
           e.since = now;
           // One line per ban, not per attempt: a guessing loop cannot flood the journal.
-          log.warn("too many failed logins; refusing before checking passwords", { from: k, failures: o.maxFailures, ban_s: Math.round(o.banMs / 1000) });
+          if (o.onBan) o.onBan(k);
+          else log.warn("too many failed logins; refusing before checking passwords", { from: k, failures: o.maxFailures, ban_s: Math.round(o.banMs / 1000) });
         }
       }
     },

@@ -74,5 +74,22 @@ export const authSchema = z
   })
   .describe("Users and access control of the embedded broker. Without this section anonymous clients may do everything (on loopback listeners by default).");
 
+/**
+ * `broker.limits.flapping` (auth/flapping.ts, checklist H5). In limits, not auth: it protects every
+ * broker, also one without users.
+ */
+export const flappingSchema = z
+  .strictObject({
+    enabled: z.boolean({ error: "true or false" }).default(true).describe("Ban client ids that reconnect too often. Default: true."),
+    max_connects: int(1)
+      .default(15)
+      .describe("Accepted connections of one client id within `window`; the next one starts a ban (CONNECTs that fail authentication do not count). Default: 15 (as EMQX)."),
+    window: duration().prefault("1m").describe("Time in which the connections are counted. Default: 1m."),
+    ban: duration()
+      .prefault("5m")
+      .describe("How long a flapping client id is refused (MQTT 5 CONNACK 0x8A Banned, 3.1.1 code 5). Connected clients are not affected. Default: 5m."),
+  })
+  .describe("Reconnect flapping: a client id that connects and disconnects in a loop (a crash loop, or two devices sharing one client id) is refused for a while, logged once per ban.");
+
 export type AuthConfig = z.output<typeof authSchema>;
 export type AclRuleConfig = z.output<typeof aclRuleSchema>;

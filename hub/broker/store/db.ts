@@ -13,6 +13,8 @@ export type Db = Database.Database;
  * outq: one row per QoS 1/2 delivery of a persistent session; packet_id NULL = queued,
  *   state 1 = PUBLISH sent, 2 = PUBREL sent. seq keeps the session's delivery order.
  * retained.publisher: JSON of who published it (ACL check G3), NULL when access control was off.
+ * sessions.username: the user that owns the session (checklist C10: another user may not take over its
+ *   client id, also after a restart; wills are re-authorized as this user, G7). NULL: anonymous.
  * Small-row tables are WITHOUT ROWID: one B-tree, fewer pages written per change.
  */
 const SCHEMA = `
@@ -25,7 +27,7 @@ CREATE TABLE IF NOT EXISTS retained (
   publisher TEXT
 );
 CREATE TABLE IF NOT EXISTS sessions (
-  client_id TEXT PRIMARY KEY, expiry_ms INTEGER, offline_at INTEGER, will TEXT
+  client_id TEXT PRIMARY KEY, expiry_ms INTEGER, offline_at INTEGER, will TEXT, username TEXT
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS subs (
   client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, nl INTEGER NOT NULL,
@@ -93,8 +95,10 @@ export function openFile(path: string, o: OpenOptions): Db {
  * them (NULL in existing rows) instead of failing every statement that names them.
  */
 function migrate(db: Db): void {
-  const cols = new Set(db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('retained')").all().map((c) => c.name));
-  if (!cols.has("publisher")) db.exec("ALTER TABLE retained ADD COLUMN publisher TEXT");
+  const columns = (table: string) => new Set(db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`).all().map((c) => c.name));
+  if (!columns("retained").has("publisher")) db.exec("ALTER TABLE retained ADD COLUMN publisher TEXT");
+  // A session restored without its owner could be taken over by the first user to resume it (C10).
+  if (!columns("sessions").has("username")) db.exec("ALTER TABLE sessions ADD COLUMN username TEXT");
 }
 
 /** Renames the file and its -wal/-shm to `<path>.corrupt-<ISO time>`; returns the new name. */

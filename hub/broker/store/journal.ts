@@ -88,6 +88,8 @@ interface SessionRow {
   expiryMs: number | null;
   offlineAt: number | null;
   will: string | null;
+  /** The owner (C10); null: anonymous. */
+  username: string | null;
 }
 interface SubRow {
   qos: number;
@@ -230,7 +232,7 @@ export function createBrokerStore(o: BrokerStoreOptions, deps: BrokerStoreDeps):
     const delMsg = d.prepare("DELETE FROM msgs WHERE id = ?");
     const putRet = d.prepare("INSERT OR REPLACE INTO retained (topic, payload, qos, props, expires_at, publisher) VALUES (?, ?, ?, ?, ?, ?)");
     const delRet = d.prepare("DELETE FROM retained WHERE topic = ?");
-    const putSess = d.prepare("INSERT OR REPLACE INTO sessions (client_id, expiry_ms, offline_at, will) VALUES (?, ?, ?, ?)");
+    const putSess = d.prepare("INSERT OR REPLACE INTO sessions (client_id, expiry_ms, offline_at, will, username) VALUES (?, ?, ?, ?, ?)");
     const delSess = d.prepare("DELETE FROM sessions WHERE client_id = ?");
     const putSub = d.prepare("INSERT OR REPLACE INTO subs (client_id, filter, qos, nl, rap, rh, sub_id) VALUES (?, ?, ?, ?, ?, ?, ?)");
     const delSub = d.prepare("DELETE FROM subs WHERE client_id = ? AND filter = ?");
@@ -262,7 +264,7 @@ export function createBrokerStore(o: BrokerStoreOptions, deps: BrokerStoreDeps):
           delIns.run(id);
           n += 4;
         }
-        if (c.session) putSess.run(id, c.session.expiryMs, c.session.offlineAt, c.session.will);
+        if (c.session) putSess.run(id, c.session.expiryMs, c.session.offlineAt, c.session.will, c.session.username);
         else if (c.session === null && !c.clear) delSess.run(id);
         if (c.subs) {
           for (const [f, r] of c.subs) {
@@ -474,6 +476,7 @@ export function createBrokerStore(o: BrokerStoreOptions, deps: BrokerStoreDeps):
         expiryMs: Number.isFinite(s.expiryMs) ? s.expiryMs : null,
         offlineAt: s.offlineAt < 0 ? null : s.offlineAt,
         will: encodeWill(s.will),
+        username: s.username ?? null,
       };
       noted();
     },

@@ -34,6 +34,7 @@ interface SessionRow {
   expiry_ms: number | null;
   offline_at: number | null;
   will: string | null;
+  username: string | null;
 }
 interface SubRow {
   client_id: string;
@@ -74,7 +75,7 @@ export function loadState(db: Db): LoadedState {
   return {
     msgs: db.prepare<[], MsgRow>("SELECT id, topic, payload, qos, retain, props, expires_at FROM msgs").all(),
     retained: db.prepare<[], RetainedRow>("SELECT topic, payload, qos, props, expires_at, publisher FROM retained").all(),
-    sessions: db.prepare<[], SessionRow>("SELECT client_id, expiry_ms, offline_at, will FROM sessions").all(),
+    sessions: db.prepare<[], SessionRow>("SELECT client_id, expiry_ms, offline_at, will, username FROM sessions").all(),
     subs: db.prepare<[], SubRow>("SELECT client_id, filter, qos, nl, rap, rh, sub_id FROM subs").all(),
     outq: db.prepare<[], OutRow>("SELECT client_id, seq, msg_id, qos, retain, sub_ids, packet_id, state FROM outq ORDER BY client_id, seq").all(),
     inq2: db.prepare<[], Inq2Row>("SELECT client_id, packet_id FROM inq2").all(),
@@ -105,7 +106,11 @@ export interface RestoreSummary {
 }
 
 function validSession(r: SessionRow): boolean {
-  return typeof r.client_id === "string" && (r.expiry_ms === null || (Number.isInteger(r.expiry_ms) && r.expiry_ms > 0));
+  return (
+    typeof r.client_id === "string" &&
+    (r.expiry_ms === null || (Number.isInteger(r.expiry_ms) && r.expiry_ms > 0)) &&
+    (r.username === null || typeof r.username === "string")
+  );
 }
 
 /** Rebuilds memory from `st`; throws (caller: corrupt) on rows that make no sense. */
@@ -157,6 +162,9 @@ export function applyState(core: BrokerCore, st: LoadedState, clock: Clock, hook
     const s = createSession(r.client_id);
     s.expiryMs = r.expiry_ms ?? Number.POSITIVE_INFINITY;
     s.will = decodeWill(r.will);
+    // The owner: nobody else takes over this client id after a restart (C10), and the will is
+    // re-authorized as this user when published (G7).
+    s.username = r.username ?? undefined;
     s.offlineAt = r.offline_at ?? -1;
     sessions.set(r.client_id, s);
     core.sessions.set(r.client_id, s);

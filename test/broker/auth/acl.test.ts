@@ -45,16 +45,22 @@ t.test("parsing: rules, defaults, comments, spaces in filters", async (t) => {
   ] satisfies AclRule[]);
 });
 
-t.test("parsing: every mistake with its line", async (t) => {
-  const r = parseAclFile(["topic read a/#/b", "user", "topc read x", "topic read", "pattern read dev-%c/x", "topic read ok/#"].join("\n"));
+t.test("parsing: every mistake with its line, column and what was expected", async (t) => {
+  const r = parseAclFile(
+    ["topic read a/#/b", "user", "  topc read x", "topic read", "pattern read dev-%c/x", "topic read ok/#", "topic deny hub/alarm/code   # deny wins"].join("\n"),
+  );
   t.notOk(r.ok);
   if (r.ok) return;
   t.same(
-    r.problems.map((p) => p.line),
-    [1, 2, 3, 4, 5],
+    r.problems.map((p) => `${p.line}:${p.col}`),
+    ["1:12", "2:1", "3:3", "4:1", "5:14", "7:12"],
   );
-  t.match(r.problems[0]!.message, /not a valid topic filter/);
-  t.match(r.problems[4]!.message, /whole topic level/);
+  t.match(r.problems[0]!.message, /^expected a topic filter \(.*\), found "a\/#\/b"$/);
+  t.match(r.problems[1]!.message, /^expected a user name after user, found nothing$/);
+  t.match(r.problems[2]!.message, /^expected topic, pattern or user, found "topc"$/);
+  t.match(r.problems[3]!.message, /^expected a topic filter after topic read, found nothing$/);
+  t.match(r.problems[4]!.message, /^expected %u and %c filling a whole topic level .*, not "dev-%c"/);
+  t.match(r.problems[5]!.message, /a # comment must be on a line of its own/, "a trailing comment is explained");
 });
 
 t.test("an empty or comment-only ACL denies everything (G1)", async (t) => {

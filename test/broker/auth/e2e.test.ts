@@ -89,7 +89,7 @@ t.test("anonymous refused, mosquitto_passwd user admitted, no read right → not
   // SIGHUP: a broken ACL keeps the rules in force (logged with file:line); a good one is taken.
   writeFileSync(join(d, "acl"), "user writer\ntopic readwrite home/#\nuser guest\ntopik read #\n");
   hub.kill("SIGHUP");
-  await hub.waitFor(/acl:4: expected topic, pattern or user.*keeping the previous users and access rules/, { stream: "both" });
+  await hub.waitFor(/acl:4:1: expected topic, pattern or user.*keeping the previous users and access rules/, { stream: "both" });
   const still = await runProcess("mosquitto_sub", [...common, "-u", "guest", "-P", "g-secret", "-t", "public/#", "-v", "-C", "1", "-W", "5"], { timeoutMs: 10_000 });
   t.equal(still.stdout.trim(), "public/info hello", "the previous rules still apply");
   writeFileSync(join(d, "acl"), "user writer\ntopic readwrite home/#\n");
@@ -109,6 +109,6 @@ t.test("a malformed password file is a config error: exit 78 with file:line", as
   for (const cmd of ["check", "run"]) {
     const r = await runHub([cmd, "--config", file]);
     t.equal(r.code, 78, `hub ${cmd}`);
-    t.match(r.stderr, new RegExp(`${join(d, "passwd").replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}:2: blank line`), `hub ${cmd}: file:line`);
+    t.match(r.stderr, new RegExp(`${join(d, "passwd").replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}:2:1: expected user:hash, found a blank line`), `hub ${cmd}: file:line:col`);
   }
 });

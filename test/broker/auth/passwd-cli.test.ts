@@ -1,8 +1,9 @@
 // `hub passwd` through the built CLI: adds a user (--stdin), changes a password keeping the other
-// lines byte for byte, deletes with -D, writes mode 0600 atomically, refuses bad input with the
-// documented exit codes; and mosquitto accepts what it writes (mosquitto_passwd reads it back).
+// lines byte for byte, deletes with -D, writes mode 0600 atomically (keeping the owner, group and
+// mode of a file it replaces, so `sudo hub passwd` leaves /etc/hub/passwd readable by the service),
+// refuses bad input with the documented exit codes; and mosquitto accepts what it writes.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
@@ -56,6 +57,24 @@ t.test("add, change, delete; other lines kept; 0600; no temporary file left", as
   t.equal(again.code, 1, "deleting a missing user fails");
   t.match(again.stderr, /no user "alice"/);
   t.same(readdirSync(d), ["passwd"], "no temporary files left behind");
+});
+
+const notRoot = process.getuid?.() !== 0 ? "needs root (chown to another group)" : false;
+t.test("sudo hub passwd in a root:hub 0750 directory: the file is root:hub 0640; a replaced file keeps owner, group and mode", { skip: notRoot }, async (t) => {
+  const d = dir(t);
+  const SERVICE_GID = 4242; // stands for the hub group
+  chownSync(d, 0, SERVICE_GID);
+  chmodSync(d, 0o750);
+  const file = join(d, "passwd");
+  t.equal((await runHub(["passwd", file, "alice", "--stdin", "--iterations", "1000"], { stdin: "pw\n" })).code, 0);
+  let st = statSync(file);
+  t.same([st.uid, st.gid, st.mode & 0o777], [0, SERVICE_GID, 0o640], "new file: the directory's group may read it, nobody else");
+  chownSync(file, 1234, SERVICE_GID);
+  chmodSync(file, 0o440);
+  t.equal((await runHub(["passwd", file, "bob", "--stdin", "--iterations", "1000"], { stdin: "pw\n" })).code, 0);
+  st = statSync(file);
+  t.same([st.uid, st.gid, st.mode & 0o777], [1234, SERVICE_GID, 0o440], "replaced file: owner, group and mode kept");
+  t.ok(await check(file, "bob", "pw"));
 });
 
 t.test("mosquitto_passwd reads and updates what hub passwd wrote", { skip: hasMosquittoPasswd() ? false : "mosquitto_passwd not installed (apt-get install mosquitto)" }, async (t) => {

@@ -71,29 +71,29 @@ t.test("what hub passwd writes: $7$, strong iteration count, 12-byte salt, verif
   t.not(await hashPassword("pw", 1000), h, "a fresh salt each time");
 });
 
-t.test("blank and malformed lines fail with their line numbers (G2); comments are fine", async (t) => {
+t.test("blank and malformed lines fail with their line, column and what was expected (G2); comments are fine", async (t) => {
   const good = "alice:$7$101$mc161BF7JOmqjvtR$aknCX9XNZ8Hn7zRaRxu8bvxX1dTItCqtjKz5nRx5fKIRjoK6lJLtf+NqSFab1ZJv0FxdR0K9Dd7ukkmha25MVA==";
   t.ok(parsePasswordFile(`# users\n${good}\r\n`).ok, "comment and CRLF");
   t.ok(parsePasswordFile("").ok, "an empty file has no users");
   const cases: Array<[string, string, RegExp]> = [
-    ["blank line", `${good}\n\n`, /^2: blank line/],
-    ["whitespace line", `  \n${good}\n`, /^1: blank line/],
-    ["no colon", "alice\n", /^1: expected user:hash/],
-    ["empty user", `:${good.slice(6)}\n`, /^1: empty user name/],
-    ["plain text", "alice:secret\n", /^1: user "alice": not a hashed password/],
-    ["empty hash", "alice:\n", /^1: user "alice": not a hashed password/],
-    ["duplicate", `${good}\n${good}\n`, /^2: user "alice" appears twice/],
+    ["blank line", `${good}\n\n`, /^2:1: expected user:hash, found a blank line/],
+    ["whitespace line", `  \n${good}\n`, /^1:1: expected user:hash, found a blank line/],
+    ["no colon", "alice\n", /^1:1: expected user:hash, found no ":"/],
+    ["empty user", `:${good.slice(6)}\n`, /^1:1: expected a user name before ":", found an empty user name/],
+    ["plain text", "alice:secret\n", /^1:7: user "alice": expected a hashed password .*, found plain text$/],
+    ["empty hash", "alice:\n", /^1:7: user "alice": expected a hashed password .*, found nothing$/],
+    ["duplicate", `${good}\n${good}\n`, /^2:1: expected each user once, found user "alice" again \(also line 1\)/],
     ["unknown scheme", "alice:$5$abc$def\n", /expected \$6\$salt\$hash/],
-    ["bad iterations", `alice:$7$0$${good.split("$").slice(3).join("$")}\n`, /iteration count "0"/],
+    ["bad iterations", `alice:$7$0$${good.split("$").slice(3).join("$")}\n`, /expected a positive iteration count after \$7\$, found "0"/],
     ["huge iterations", `alice:$7$99999999999$${good.split("$").slice(3).join("$")}\n`, /iteration count/],
-    ["short hash", "alice:$6$Ev1e1AAwaczfbjbL$GKvLbchjSE3T94r+cVXjeOGJ\n", /hash is not 64 bytes/],
+    ["short hash", "alice:$6$Ev1e1AAwaczfbjbL$GKvLbchjSE3T94r+cVXjeOGJ\n", /expected a hash of 64 bytes in base64, found 18 bytes/],
     ["bad base64 salt", "alice:$6$Ev1e1AAw!czfbjbL$GKvLbchjSE3T94r+cVXjeOGJGjEfk+zfmUeNuD9mMD5OlDjzGiba9RzFkNRHsEZtutI66y2OSxHkp6raCnjmlg==\n", /salt/],
     ["argon2id", "alice:$argon2id$v=19$m=47104,t=1,p=1$abc$def\n", /argon2id/],
   ];
   for (const [what, text, re] of cases) {
     const r = parsePasswordFile(text);
     t.notOk(r.ok, `${what}: refused`);
-    if (!r.ok) t.match(`${r.problems[0]!.line}: ${r.problems[0]!.message}`, re, what);
+    if (!r.ok) t.match(`${r.problems[0]!.line}:${r.problems[0]!.col}: ${r.problems[0]!.message}`, re, what);
   }
   const many = parsePasswordFile("x\n\ny\n");
   t.same(!many.ok && many.problems.map((p) => p.line), [1, 2, 3], "every problem is reported");

@@ -1,7 +1,8 @@
 // The broker's SQLite file format (hub/broker/store/db.ts) and the retained message's publisher
 // (checklist G3: a retained message whose publisher lost write access is not replayed): the
 // publisher survives a restart, including one filled in after the message was stored (a retained
-// will), and a file written before the publisher column existed is migrated, not moved aside.
+// will), and a file written before the publisher column existed is migrated, not moved aside. A
+// persistent session's owner (checklist C10) survives a restart too, and old files get that column.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -59,10 +60,24 @@ async function hub(t: Test, path: string, writers?: Set<string>): Promise<{ brok
   return { broker, store, port: broker.addresses()[0]!.port, lines: log.lines, stop };
 }
 
-async function client(t: Test, port: number, clientId: string, username?: string): Promise<RawClient> {
-  const { c } = await connectClient(port, 5, { clientId, username });
+async function client(t: Test, port: number, clientId: string, username?: string, expiry?: number): Promise<RawClient> {
+  const properties = expiry === undefined ? undefined : { sessionExpiryInterval: expiry };
+  const { c } = await connectClient(port, 5, { clientId, username, clean: expiry === undefined, properties });
   t.teardown(() => c.destroy());
   return c;
+}
+
+/** The CONNACK reason code for `username` on client id `clientId` resuming its session. */
+async function connackFor(t: Test, port: number, clientId: string, username?: string): Promise<{ rc: number; present: boolean }> {
+  try {
+    const { c, connack } = await connectClient(port, 5, { clientId, username, clean: false, properties: { sessionExpiryInterval: 600 } });
+    t.teardown(() => c.destroy());
+    return { rc: 0, present: connack.sessionPresent };
+  } catch (err) {
+    const m = /0x([0-9a-f]+)/.exec(String(err));
+    if (!m) throw err;
+    return { rc: Number.parseInt(m[1]!, 16), present: false };
+  }
 }
 
 /** Retained messages a new subscription to `filter` receives (a PINGRESP marks the end). */
@@ -133,4 +148,55 @@ t.test("a file from before the publisher column is migrated: rows kept, the colu
   const b = await hub(t, path, new Set(["writer"]));
   t.same(b.broker.core.retained.get("g3/new")?.publisher, { clientId: "w2", username: "writer" });
   t.equal(String(b.broker.core.retained.get("old/t")?.payload), "kept");
+});
+
+t.test("a persistent session's owner survives a restart: another user cannot take over its client id (C10)", async (t) => {
+  const path = join(dir(t), "broker.db");
+  const a = await hub(t, path, new Set());
+  const alice = await client(t, a.port, "dev-1", "alice", 600);
+  t.same(await subscribe(alice, "g3/#", 1), [1]);
+  alice.send({ cmd: "disconnect" });
+  await alice.expectClose();
+  await a.stop();
+  const r = new Database(path, { readonly: true });
+  t.same(r.prepare("SELECT username FROM sessions WHERE client_id = 'dev-1'").get(), { username: "alice" }, "owner written");
+  r.close();
+
+  const b = await hub(t, path, new Set());
+  t.equal(b.broker.core.sessions.get("dev-1")?.username, "alice", "owner restored");
+  t.same(await connackFor(t, b.port, "dev-1", "bob"), { rc: 0x87, present: false }, "another user is refused (0x87)");
+  t.same(await connackFor(t, b.port, "dev-1", undefined), { rc: 0x87, present: false }, "so is an anonymous client");
+  t.equal([...b.broker.core.tree.subscriptionsOf(b.broker.core.sessions.get("dev-1")!)].length, 1, "the session is untouched");
+  t.same(await connackFor(t, b.port, "dev-1", "alice"), { rc: 0, present: true }, "the owner resumes it");
+});
+
+t.test("an anonymous persistent session has no owner after a restart (NULL), as before it", async (t) => {
+  const path = join(dir(t), "broker.db");
+  const a = await hub(t, path, new Set());
+  const anon = await client(t, a.port, "dev-2", undefined, 600);
+  anon.send({ cmd: "disconnect" });
+  await anon.expectClose();
+  await a.stop();
+  const b = await hub(t, path, new Set());
+  t.equal(b.broker.core.sessions.get("dev-2")?.username, undefined);
+  t.same(await connackFor(t, b.port, "dev-2", "carol"), { rc: 0, present: true }, "a user may take an anonymous session, as in memory");
+  await b.stop();
+  const c = await hub(t, path, new Set());
+  t.equal(c.broker.core.sessions.get("dev-2")?.username, "carol", "the new owner is written");
+});
+
+t.test("a file from before the sessions.username column is migrated: sessions kept, without an owner", async (t) => {
+  const path = join(dir(t), "broker.db");
+  const old = new Database(path);
+  old.pragma("journal_mode = WAL");
+  old.exec("CREATE TABLE sessions (client_id TEXT PRIMARY KEY, expiry_ms INTEGER, offline_at INTEGER, will TEXT) WITHOUT ROWID");
+  old.prepare("INSERT INTO sessions (client_id, expiry_ms, offline_at, will) VALUES (?, ?, ?, ?)").run("old-1", 600_000, Date.now(), null);
+  old.close();
+  const a = await hub(t, path, new Set());
+  t.notMatch(a.lines.join("\n"), /moved it aside/, "not treated as corrupt");
+  t.equal(a.broker.core.sessions.get("old-1")?.username, undefined, "kept, no owner known");
+  t.same(await connackFor(t, a.port, "old-1", "dave"), { rc: 0, present: true });
+  await a.stop();
+  const b = await hub(t, path, new Set());
+  t.equal(b.broker.core.sessions.get("old-1")?.username, "dave", "the column is used from now on");
 });

@@ -1,6 +1,6 @@
 // Both ends of hubproto agree: HubLink.h (the library users flash) is compiled on this machine with
 // g++ and a tiny Arduino shim, driven with hub lines made by the hub's formatter (a SET for an
-// output and a PWM, a ping, a report request, a corrupted line, an unknown channel), and every line
+// output and a PWM, a ping, a report request, a banner request, a corrupted line, an unknown channel), and every line
 // it prints must pass the hub's parser: checksums, escapes (a space, a backslash, UTF-8 °), values.
 // Skipped with a reason when g++ is missing.
 import { spawnSync } from "node:child_process";
@@ -34,6 +34,7 @@ t.test("HubLink.h output parses in the hub, and it obeys the hub's commands", { 
     formatHubCommand({ type: "set", channel: "nope", value: 1 }),
     formatHubCommand({ type: "set", channel: "soil", value: 1 }),
     formatHubCommand({ type: "report" }),
+    formatHubCommand({ type: "hello" }),
   ].join("");
   const run = spawnSync(exe, [], { input, encoding: "latin1", timeout: 10_000 });
   t.equal(run.status, 0);
@@ -53,7 +54,7 @@ t.test("HubLink.h output parses in the hub, and it obeys the hub's commands", { 
       { name: "pump", kind: "output" },
       { name: "fan", kind: "pwm" },
     ],
-    fields: { fw: "HubLink-1.0" },
+    fields: { fw: "HubLink-1.1" },
     notes: [],
   });
   const after = msgs.slice(1);
@@ -74,5 +75,6 @@ t.test("HubLink.h output parses in the hub, and it obeys the hub's commands", { 
     { type: "reading", channel: "fan", value: 128 },
   ]);
   t.match(lines[7], /^R soil 41\.5\*[0-9A-F]{2}$/, "one decimal as asked");
+  t.same(after[11], msgs[0], "HELLO from the hub: the banner again (native-USB boards do not reset on open)");
   t.same(after.at(-1), { type: "event", name: "note", text: "back\\slash and space" });
 });
