@@ -3,19 +3,11 @@
 // Topic rules follow mosquitto's `topic pattern [out|in|both [qos [local-prefix remote-prefix]]]`,
 // including its table of which empty pattern/prefix combinations are valid (mosquitto.conf(5)).
 import { z } from "zod";
+import { int, nonEmpty } from "../config/schema-kit.js";
 import { duration } from "../config/duration.js";
 import { validTopicFilter, validTopicName } from "../broker/topics.js";
 
 const TOPIC_LIMITS = { maxLength: 65_535, maxLevels: 65_535 };
-
-function int(min: number, max: number) {
-  const msg = `an integer ${min}..${max}`;
-  return z.int({ error: msg }).min(min, { error: msg }).max(max, { error: msg });
-}
-
-function nonEmpty(what: string) {
-  return z.string({ error: what }).min(1, { error: what });
-}
 
 const URL_MSG = "a URL like mqtts://host:8883 or mqtt://host:1883";
 const brokerUrl = z

@@ -4,16 +4,7 @@
 // live here and nowhere else. Rules that span fields (tls needs mqtts/wss, require_client_cert needs
 // ca_file, ...) are in hub/broker/listener-check.ts, so they are reported at file:line:col.
 import { z } from "zod";
-
-function int(min: number, max?: number) {
-  const msg = max === undefined ? `an integer >= ${min}` : `an integer ${min}..${max}`;
-  const s = z.int({ error: msg }).min(min, { error: msg });
-  return max === undefined ? s : s.max(max, { error: msg });
-}
-
-function nonEmpty(what: string) {
-  return z.string({ error: what }).min(1, { error: what });
-}
+import { int, nonEmpty } from "../config/schema-kit.js";
 
 const bool = () => z.boolean({ error: "true or false" });
 

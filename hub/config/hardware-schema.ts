@@ -3,16 +3,12 @@
 // `pull_up` fields of gpio_input/gpio_output, and the HTU21D resolution. Part of THE schema
 // (hub/config/schema.ts imports it; defaults live here); the cross-checks are in check-gpio.ts.
 import { z } from "zod";
+import { int } from "./schema-kit.js";
 import { duration } from "./duration.js";
 import { SOC_GPIO_LABELS } from "../../drivers/io/gpio-chip.js";
 
 const hexByte = (a: number) => `0x${a.toString(16).padStart(2, "0")}`;
 const MCP_ADDRESSES = [0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27] as const;
-
-function int(min: number, max: number) {
-  const msg = `an integer ${min}..${max}`;
-  return z.int({ error: msg }).min(min, { error: msg }).max(max, { error: msg });
-}
 
 const NAME_MSG = "a name of lowercase letters, digits, _ and - (e.g. relays)";
 const expanderName = z.string({ error: NAME_MSG }).regex(/^[a-z0-9_-]+$/, { error: NAME_MSG });

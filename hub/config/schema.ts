@@ -2,6 +2,7 @@
 // (config.schema.json, via json-schema.ts) all come from here; nothing else holds a default. Every
 // object is strict, so a misspelt key is an error rather than silently ignored.
 import { z } from "zod";
+import { int, nonEmpty, slug } from "./schema-kit.js";
 import { duration } from "./duration.js";
 import { bridgesSchema } from "../bridge/schema.js";
 import { listenerSchema } from "../broker/listener-schema.js";
@@ -11,28 +12,14 @@ import { locationSchema, rulesSchema } from "../../rules/schema.js";
 import { arduinoShape, checkArduino } from "../../drivers/arduino/schema.js";
 import { expanderField, gpioSchema, HTU21D_DESCRIPTION, htu21dResolution, pullUpField } from "./hardware-schema.js";
 
+/** Re-exported for the parts that build on this schema (drivers, rules). */
+export { int, slug };
+
 /**
  * Fields that hold secrets. Each may instead be given as `<field>_file: /path` (the loader reads the
  * file), and their values never appear in problem messages or logs.
  */
 export const SECRET_FIELDS: readonly string[] = ["password"];
-
-/** An integer in a range; one message for every way of getting it wrong (wrong type, fraction, range). */
-export function int(min: number, max?: number) {
-  const msg = max === undefined ? `an integer >= ${min}` : `an integer ${min}..${max}`;
-  const s = z.int({ error: msg }).min(min, { error: msg });
-  return max === undefined ? s : s.max(max, { error: msg });
-}
-
-/** A name used as one MQTT topic level and in rules: `living_room`, `temp-1`. */
-export function slug(what: string) {
-  const msg = `${what} of lowercase letters, digits, _ and - (e.g. living_room)`;
-  return z.string({ error: msg }).regex(/^[a-z0-9_-]+$/, { error: msg });
-}
-
-function nonEmpty(what: string) {
-  return z.string({ error: what }).min(1, { error: what });
-}
 
 /** A topic prefix: no wildcards (MQTT-3.3.2-2), no NUL (MQTT-1.5.4-2), not `$...` (MQTT-4.7.2-1), no leading/trailing `/`. */
 const baseTopic = z

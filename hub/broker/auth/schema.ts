@@ -4,18 +4,9 @@
 // The key is `passwd_file`, not mosquitto's `password_file`: in this config `<field>_file` means "read
 // the secret <field> from this file" (hub/config/load.ts), which a password file is not.
 import { z } from "zod";
+import { int, nonEmpty } from "../../config/schema-kit.js";
 import { duration } from "../../config/duration.js";
 import { checkRuleFilter } from "./acl.js";
-
-function int(min: number, max?: number) {
-  const msg = max === undefined ? `an integer >= ${min}` : `an integer ${min}..${max}`;
-  const s = z.int({ error: msg }).min(min, { error: msg });
-  return max === undefined ? s : s.max(max, { error: msg });
-}
-
-function nonEmpty(what: string) {
-  return z.string({ error: what }).min(1, { error: what });
-}
 
 const filterMsg = "an MQTT topic filter (+ and # wildcards allowed)";
 
