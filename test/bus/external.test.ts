@@ -54,9 +54,14 @@ t.test("devices publish to the external broker and hub/status is online, then of
       resolve();
     });
   });
-  // The subscription is in place once the external broker has it.
+  // The subscription is in place once the external broker has it (the hub's own session holds
+  // other filters too, e.g. homeassistant/status, so look for this one).
   await new Promise<void>((resolve) => {
-    const check = () => (house.broker.core.tree.size >= 2 ? resolve() : setImmediate(check));
+    const check = () => {
+      const hub = house.broker.core.sessions.get("hub-under-test");
+      if (hub && house.broker.core.tree.get(hub, "hub/+/set")) resolve();
+      else setImmediate(check);
+    };
     check();
   });
   await watcher.publishAsync("hub/den/set", "ON", { qos: 1 });
