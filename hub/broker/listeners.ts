@@ -244,7 +244,8 @@ export async function openListener(spec: ListenerSpec, deps: ListenerDeps): Prom
     host: bound.address,
     port: bound.port,
     ...(web ? { path } : {}),
-    anonymous: info.allowAnonymous ? "yes" : "no",
+    // With certificate identities every client has a user name (auth/authenticate.ts): none is anonymous.
+    anonymous: info.allowAnonymous && !info.identityAsUsername ? "yes" : "no",
     tls: secure ? "yes" : "no",
     ...(secure ? { client_cert: requireCert ? "required" : "no" } : {}),
   });

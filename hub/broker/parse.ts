@@ -1,6 +1,8 @@
-// Runs mqtt-packet's parser on exactly one framed packet and returns the packet or a fault, never
-// throwing and never leaving an 'error' event unhandled (aedes #324/#612, GHSA-xxqp: uncaught
-// throws around parse). Call it only on bytes that passed the framer and the string walker.
+// Parses exactly one framed packet and returns the packet or a fault, never throwing and never
+// leaving an 'error' event unhandled (aedes #324/#612, GHSA-xxqp: uncaught throws around parse).
+// Common packets (PUBLISH, acks, PINGREQ, CONNECT, SUBSCRIBE, UNSUBSCRIBE) are decoded directly
+// (parse-connect.ts, parse-subscribe.ts); anything unusual goes to mqtt-packet's parser. Call it only
+// on bytes that passed the framer and the string walker.
 //
 // Parser reuse: mqtt-packet's Parser is a stream parser with state (a BufferList, a state counter,
 // a read offset `_pos`, the current packet, `settings`). Because it is fed exactly one whole packet
@@ -70,13 +72,13 @@ export interface PacketParserOptions {
   fastPath?: boolean;
 }
 
-/** One parser per connection; see the header comment for how its state is kept clean. */
+/** One parser for the whole broker (parsing is synchronous); see the header comment for how its state is kept clean. */
 export function createPacketParser(opts: PacketParserOptions = {}): PacketParser {
   const useFast = opts.fastPath ?? true;
   let packet: Packet | undefined;
   let error: unknown;
   let hasError = false;
-  // Listeners are created once per connection, not per packet.
+  // Listeners are created once per parser instance, not per packet.
   const onPacket = (p: Packet): void => {
     if (packet === undefined) packet = p;
   };

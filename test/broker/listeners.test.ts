@@ -64,6 +64,10 @@ t.test("require_client_cert: none refused, other CA refused, the right one accep
     { host: "127.0.0.1", port: 0, protocol: "mqtts", tls: tlsSpec({ cert: server.cert, key: server.key, ca: ca.cert }, { require_client_cert: true, identity_as_username: true }) },
   ]);
   t.teardown(() => b.stop());
+  t.ok(
+    b.lines.some((l) => /listening protocol=mqtts .*anonymous=no tls=yes client_cert=required/.test(l)),
+    "logged as not anonymous: every client is named by its certificate, even on loopback",
+  );
   const none = await handshake(b.port(), { ca: caPem, waitForServer: true });
   t.equal(none.ok, false, `no certificate: ${none.ok ? "" : none.code}`);
   const other = await handshake(b.port(), { ca: caPem, cert: readFileSync(mallory.cert), key: readFileSync(mallory.key), waitForServer: true });
