@@ -220,6 +220,11 @@ export class Connection implements Link {
     this.sendBuffer(ack(PUBREL, id));
   }
 
+  /** Moves the session's queue on (a held QoS 2 PUBLISH was committed: session.ts holdUntilCommitted). */
+  pump(): void {
+    if (this.session && this.state === "connected") this.ctx.core.pumpSession(this.session);
+  }
+
   /** Closes with a reason: v5 gets DISCONNECT (or CONNACK before CONNECT is accepted) first. */
   fail(reason: number, message: string): void {
     if (this.state === "closed") return;

@@ -18,6 +18,8 @@ export interface InflightEntry extends Delivery {
   id: number;
   /** "publish": waiting for PUBACK/PUBREC; "pubrel": PUBREL sent, waiting for PUBCOMP. */
   state: "publish" | "pubrel";
+  /** True while a QoS 2 PUBLISH waits for its packet id to be committed (holdUntilCommitted). */
+  held?: boolean;
 }
 
 /** What a session needs from its live connection. */
@@ -28,6 +30,8 @@ export interface Link {
   /** Sends a PUBLISH; false when it was dropped because it exceeds the client's Maximum Packet Size (MQTT-3.1.2-25). */
   sendPublish(d: Delivery, id: number, dup: boolean): boolean;
   sendPubrel(id: number): void;
+  /** Moves the session's queue on (pump) once a held send has gone. */
+  pump(): void;
   /** Ends the connection with a reason (v5 DISCONNECT first). */
   fail(reason: number, message: string): void;
 }
@@ -54,6 +58,8 @@ export interface SessionJournal {
   removed(s: Session, d: Delivery): void;
   /** Every queued and in-flight delivery is about to be dropped (session end). */
   cleared(s: Session): void;
+  /** Runs `run` once what was recorded so far is committed (or `fail` if the commit failed). */
+  afterCommit(run: () => void, fail?: () => void): void;
 }
 
 export interface Session {
@@ -81,6 +87,8 @@ export interface Session {
   journal: SessionJournal | undefined;
   /** Next store key for a delivery of this session. */
   nextSeq: number;
+  /** QoS 2 PUBLISHes waiting for their commit; while > 0 everything after them waits in the queue. */
+  held: number;
   /** Wall-clock ms when the session went offline (expiry and Will Delay count from it); -1 while connected. */
   offlineAt: number;
   /** Scratch space for routing (see broker.ts): avoids a Map per routed message. */
@@ -116,6 +124,7 @@ export function createSession(clientId: string): Session {
     congestedSince: -1,
     journal: undefined,
     nextSeq: 1,
+    held: 0,
     offlineAt: -1,
     routeMark: 0,
     routeQos: 0,
@@ -209,7 +218,7 @@ function expired(d: Delivery, now: number): boolean {
 
 /** Sends one delivery now, if the link has room; false means "queue it". */
 function trySend(s: Session, link: Link, d: Delivery): boolean {
-  if (link.blocked()) return false;
+  if (link.blocked() || s.held > 0) return false;
   if (d.qos === 0) {
     link.sendPublish(d, 0, false);
     return true;
@@ -219,6 +228,10 @@ function trySend(s: Session, link: Link, d: Delivery): boolean {
   // Explicit fields, not a spread: this runs once per QoS > 0 delivery.
   const entry: InflightEntry = { msg: d.msg, qos: d.qos, retain: d.retain, subscriptionIds: d.subscriptionIds, seq: d.seq, id, state: "publish" };
   s.inflight.set(id, entry);
+  if (d.qos === 2 && s.journal) {
+    holdUntilCommitted(s, s.journal, entry);
+    return true;
+  }
   // Too large for the client: discarded as if sent (MQTT-3.1.2-25), so the flow goes on.
   if (link.sendPublish(d, id, false)) s.journal?.sent(s, entry);
   else {
@@ -226,6 +239,37 @@ function trySend(s: Session, link: Link, d: Delivery): boolean {
     s.journal?.removed(s, entry);
   }
   return true;
+}
+
+/**
+ * A QoS 2 PUBLISH to a persistent session leaves only once its packet id is committed. Sent before,
+ * a crash ahead of the commit would bring the message back from the queue under a new packet id, and
+ * the client, which recognises a resent PUBLISH by its id (MQTT-4.3.3-9), would deliver it twice:
+ * exactly what QoS 2 promises never to do. Everything after it in this session waits in the queue
+ * (s.held), so delivery order stays routing order (MQTT-4.6.0-6). The cost is one group commit
+ * (storage.commit_interval, 5 ms) of latency for QoS 2 to persistent sessions, none for the rest.
+ * If the commit fails (disk full) it goes anyway: the store is then reported as not durable.
+ */
+function holdUntilCommitted(s: Session, journal: SessionJournal, e: InflightEntry): void {
+  s.held++;
+  e.held = true;
+  journal.sent(s, e);
+  let inside = true; // released at once (store not durable): the caller's pump loop goes on by itself
+  const release = (): void => {
+    s.held--;
+    e.held = false;
+    const link = s.link;
+    // Offline now: it stays in flight and is resent (DUP) when the session resumes.
+    if (!link) return;
+    // Still ours to send (not acknowledged, expired, or cleared in the meantime)?
+    if (s.inflight.get(e.id) === e && e.state === "publish" && !link.sendPublish(e, e.id, false)) {
+      s.inflight.delete(e.id);
+      journal.removed(s, e);
+    }
+    if (s.held === 0 && !inside) link.pump();
+  };
+  journal.afterCommit(release, release);
+  inside = false;
 }
 
 /** Delivers to the session: straight to the socket when possible, else to the queue. */
@@ -262,6 +306,7 @@ export function resend(s: Session): void {
   const link = s.link;
   if (!link) return;
   for (const e of s.inflight.values()) {
+    if (e.held) continue; // goes when its commit is done (holdUntilCommitted)
     if (e.state === "pubrel") link.sendPubrel(e.id);
     else if (!link.sendPublish(e, e.id, true)) {
       s.inflight.delete(e.id);

@@ -242,7 +242,7 @@ t.test(
     // An online session whose socket is blocked: deliveries wait in its queue, QoS 0 included.
     const core = createBrokerCore({ ...defaultLimits(), maxQueuedBytes: 300 }, fakeClock(), memoryLogger("warn"));
     const { session } = core.openSession("blocked", true);
-    session.link = { receiveMaximum: 10, blocked: () => true, sendPublish: () => true, sendPubrel() {}, fail() {} };
+    session.link = { receiveMaximum: 10, blocked: () => true, sendPublish: () => true, sendPubrel() {}, pump() {}, fail() {} };
     core.subscribe(session, "t/#", { qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 }, false);
     core.route({ topic: "t/a", payload: Buffer.alloc(100), qos: 0, retain: false });
     core.route({ topic: "t/b", payload: Buffer.alloc(100), qos: 0, retain: false });

@@ -227,6 +227,39 @@ t.test("acks wait for the group commit; a failed commit refuses with 0x97 (v5) o
   t.equal((await pub.c.expectPacket("puback")).reasonCode ?? 0, 0, "QoS 1 acknowledged again");
 });
 
+t.test("a QoS 2 PUBLISH to a persistent session leaves only once its packet id is committed, and what follows waits behind it", async (t) => {
+  // Sent before the commit, a crash would bring the message back under a new packet id: a duplicate.
+  const clock = fakeClock();
+  const h = await hub(t, join(dir(t), "broker.db"), { clock, commitIntervalMs: 5 });
+  const sub = await client(t, h.port, "durable-sub", { expiry: 3600 });
+  const subscribed = subscribe(sub.c, [["q/#", 2]]);
+  await ping(sub.c);
+  clock.advance(5);
+  await subscribed;
+  const quick = await client(t, h.port, "clean-sub"); // not persistent: nothing to commit, no wait
+  await subscribe(quick.c, [["q/#", 2]]);
+  const pub = await client(t, h.port, "pub");
+  pub.c.send({ cmd: "publish", topic: "q/two", payload: "exactly once", qos: 2, messageId: 1, dup: false, retain: false });
+  await publish(pub.c, "q/zero", "after it", 0);
+  await ping(sub.c);
+  t.equal(sub.c.untaken().filter((p) => p.cmd === "publish").length, 0, "nothing reaches the persistent session before the commit");
+  t.same(
+    [String((await quick.c.expectPacket("publish")).payload), String((await quick.c.expectPacket("publish")).payload)],
+    ["exactly once", "after it"],
+    "the clean session gets both at once",
+  );
+  clock.advance(5);
+  const first = await sub.c.expectPacket("publish");
+  const second = await sub.c.expectPacket("publish");
+  t.same([String(first.payload), first.qos, first.dup], ["exactly once", 2, false], "after the commit: the QoS 2 message, not marked DUP");
+  t.same([String(second.payload), second.qos], ["after it", 0], "then the QoS 0 message published after it: order kept");
+  t.same(
+    rows(h.store.path, "SELECT packet_id FROM outq WHERE client_id = 'durable-sub'"),
+    [{ packet_id: first.messageId }],
+    "the packet id the client saw was on disk before it was sent (a reader sees only committed rows)",
+  );
+});
+
 t.test("expiry and will delay count the time the hub was down", async (t) => {
   const path = join(dir(t), "broker.db");
   const start = 1_800_000_000_000;
