@@ -20,7 +20,7 @@ export const storageSchema = z
     commit_interval: duration()
       .prefault("5ms")
       .describe(
-        "Group commit: changes are collected this long (or until 1000 are pending) and written in one transaction; QoS 1/2 PUBLISHes are acknowledged only after it. Longer = fewer writes, slower acks. QoS 0 never waits. Default: 5ms.",
+        "Group commit: changes are collected this long (or until 1000 are pending) and written in one transaction; QoS 1/2 PUBLISHes are acknowledged only after it, and a QoS 2 message to a persistent session is sent only after it (a crash cannot bring it back under a new packet id). Longer = fewer writes, slower acks. QoS 0 never waits. Default: 5ms.",
       ),
   })
   .describe("Durable broker state (SQLite, WAL) under state_dir.");
