@@ -23,6 +23,8 @@ import { hubTopics } from "./topics.js";
 import { createRulesEngine } from "../rules/engine.js";
 import { loadRulesDir, watchRulesDir } from "../rules/load.js";
 import { jsonTimerStore } from "../rules/timers.js";
+import type { BrokerStore } from "./broker/store/journal.js";
+import { sqliteTimerStore } from "./broker/store/rule-timers.js";
 import type { GpioProvider } from "../drivers/io/gpio.js";
 import type { SimGpioChip } from "../drivers/io/sim/gpio.js";
 import type { I2cBus } from "../drivers/io/i2c.js";
@@ -155,6 +157,14 @@ async function localIo(deps: AppDeps, random: () => number, services: Service[])
   return { gpio, i2c: sensors.i2c, oneWire: sensors.oneWire, expanders: (name) => expanders.get(name) };
 }
 
+/** Where the rules engine keeps its pending timers: the broker's SQLite file if there is one, else a JSON file. */
+function ruleTimers(config: Config, store: BrokerStore | undefined, clock: Clock, log: Logger) {
+  const jsonFile = join(config.state_dir, "rules-timers.json");
+  const json = jsonTimerStore(jsonFile, fs, log, () => clock.now());
+  if (store === undefined) return json;
+  return sqliteTimerStore({ db: () => store.db, json, jsonFile, exists: existsSync, remove: (f) => fs.unlinkSync(f), log });
+}
+
 export async function buildApp(deps: AppDeps): Promise<App> {
   const { config, clock, log } = deps;
   const topics = hubTopics(config.base_topic);
@@ -171,6 +181,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
 
   let broker: EmbeddedBroker | undefined;
+  /** The embedded broker's durable store (broker.db), which the rule timers share. */
+  let brokerStore: BrokerStore | undefined;
   let busFor: (name: string) => Bus;
   const external = config.broker.external;
   if (external) {
@@ -182,6 +194,15 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     const { createBroker } = await import("./broker/broker.js");
     // better-sqlite3 only when the broker keeps state on disk.
     const journal = config.broker.storage.enabled ? await import("./broker/store/journal.js") : undefined;
+    // <state_dir>/broker.db, opened by the broker's start() (after the state-dir service made the directory).
+    brokerStore = journal?.createBrokerStore(
+      {
+        path: join(config.state_dir, "broker.db"),
+        sync: config.broker.storage.sync,
+        commitIntervalMs: config.broker.storage.commit_interval,
+      },
+      { clock, log: log.child("broker/store") },
+    );
     broker = createBroker({
       limits: brokerLimits(config.broker.limits),
       // Each listener as configured (protocol, TLS files read again on SIGHUP: broker.reload()).
@@ -191,17 +212,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       version: deps.version,
       clock,
       log: log.child("broker"),
-      // <state_dir>/broker.db, opened by the broker's start() (after the state-dir service made the directory).
-      store: journal
-        ? journal.createBrokerStore(
-            {
-              path: join(config.state_dir, "broker.db"),
-              sync: config.broker.storage.sync,
-              commitIntervalMs: config.broker.storage.commit_interval,
-            },
-            { clock, log: log.child("broker/store") },
-          )
-        : undefined,
+      store: brokerStore,
     });
     // Users and ACLs load before the broker listens (and before it restores wills and sessions).
     const auth = config.broker.auth;
@@ -332,8 +343,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       }),
       // A change to a rules file reloads like SIGHUP does (debounced by the engine).
       watchRules: rulesDir === undefined ? undefined : (changed) => watchRulesDir(rulesDir, changed, log.child("rules"), fs.watch),
-      // Pending `for`/delay/wait timers survive a restart (state_dir exists: created above).
-      timers: jsonTimerStore(join(config.state_dir, "rules-timers.json"), fs, log.child("rules"), () => clock.now()),
+      // Pending `for`/delay/wait timers and queued runs survive a restart (state_dir exists: created
+      // above): in broker.db when the embedded broker keeps state there (it opens before the rules
+      // start), else in <state_dir>/rules-timers.json.
+      timers: ruleTimers(config, brokerStore, clock, log.child("rules")),
     }),
   );
 

@@ -7,8 +7,18 @@
 // - autumn (03:00 -> 02:00): a time in the repeated hour fires once, at its first occurrence.
 // So every wall-clock time a schedule names fires exactly once per day it names.
 // Both day fields must match when both are restricted (node-cron's rule, not classic cron's "either").
-import { type ParsedFields, parse, validateDetailed } from "node-cron";
+//
+// node-cron is loaded on first use (its CommonJS build, through require): its ESM entry also loads
+// child_process and crypto for its background tasks, ~2 MB of RSS a hub without cron schedules
+// should not carry (issue 3, idle RSS).
+import { createRequire } from "node:module";
+import type { ParsedFields } from "node-cron";
 import type { Zone } from "./time.js";
+
+type NodeCron = Pick<typeof import("node-cron"), "parse" | "validateDetailed">;
+const require = createRequire(import.meta.url);
+/** node-cron, loaded by the first call (later calls hit require's module cache). */
+const cron = (): NodeCron => require("node-cron") as NodeCron;
 
 export interface CronSchedule {
   readonly source: string;
@@ -23,7 +33,7 @@ export interface CronSchedule {
 /** Why an expression is not a valid schedule, or undefined if it is. */
 export function cronProblem(source: string): string | undefined {
   try {
-    const v = validateDetailed(source);
+    const v = cron().validateDetailed(source);
     if (v.valid) return undefined;
     return v.errors.map((e) => (e.value === undefined || e.field === "expression" ? e.message : `${e.field} ${JSON.stringify(e.value)}: ${e.message}`)).join("; ");
   } catch (err) {
@@ -32,7 +42,7 @@ export function cronProblem(source: string): string | undefined {
 }
 
 export function parseCron(source: string): CronSchedule {
-  const f = parse(source);
+  const f = cron().parse(source);
   const asc = (xs: number[]) => [...new Set(xs)].sort((a, b) => a - b);
   return {
     source,

@@ -18,7 +18,7 @@ import { createRunner, retire, type RuleRuntime } from "./runs.js";
 import type { Rule, Trigger } from "./schema.js";
 import type { Location } from "./sun.js";
 import { type RuleStatus, type RunResult, statusKeeper } from "./status.js";
-import { systemTimeZone, zone as makeZone } from "./time.js";
+import { lazyZone } from "./time.js";
 import { type SavedFor, type SavedRun, type SavedTimer, type TimerStore, ruleVersion, timerBook } from "./timers.js";
 import { createTopicIndex } from "./topic-index.js";
 import { armTrigger, type ForKeeper, type TriggerHost } from "./triggers.js";
@@ -83,7 +83,8 @@ const RELOAD_DELAY_MS = 500;
 
 export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
   const { bus, clock, log, topicsBase } = deps;
-  const zone = makeZone(deps.timeZone ?? systemTimeZone());
+  // Made when a rule first needs it (cron, time, sun): loading time-zone data costs ~7 MB of RSS.
+  const zone = lazyZone(deps.timeZone);
   const topics = createTopicIndex({ bus, clock, log });
   const publishStatus = deps.publishStatus ?? true;
   let accepting = false;
@@ -108,6 +109,11 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       if (starting) deferred.push(f);
     },
     onRun: deps.onRun,
+    holdQueued(rt, vars, firedAt) {
+      if (!keeps(rt)) return () => {};
+      const saved = Object.fromEntries(vars) as SavedRun["vars"];
+      return remember({ kind: "run", rule: rt.rule.id, version: rt.version, path: [], vars: saved, started: firedAt, queued: true });
+    },
   });
 
   // ---- reload: SIGHUP and file changes, one at a time ----
@@ -230,8 +236,21 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     return runs;
   };
 
-  const resumeRuns = (runs: SavedRun[]) => {
+  /** Runs queued (mode: queued) at the last stop go back into the queue, after the paused runs resumed. */
+  const requeueWaiting = (runs: SavedRun[]) => {
     for (const saved of runs) {
+      if (saved.queued !== true) continue;
+      // Same version as when saved (unfit() checked), so still mode: queued.
+      const rt = byId.get(saved.rule)!.rt;
+      log.info("queueing a run that was waiting before the restart", { rule: saved.rule, fired: new Date(saved.started).toISOString() });
+      const vars = new Map<string, Value>(Object.entries(saved.vars));
+      runner.requeue(rt, vars, [`queued before a restart (fired ${new Date(saved.started).toISOString()})`], saved.started);
+    }
+  };
+  /** Runs paused in a delay or wait at the last stop continue where they were. */
+  const resumePaused = (runs: SavedRun[]) => {
+    for (const saved of runs) {
+      if (saved.queued === true) continue;
       const rt = byId.get(saved.rule)!.rt;
       const vars = new Map<string, Value>(Object.entries(saved.vars));
       // Each repeat on the saved path sets repeat.* again as it resumes its round.
@@ -326,9 +345,10 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
       for (const [, s] of savedFor) log.info("saved rule timer dropped", { rule: s.rule, kind: "for", why: "its trigger no longer waits" });
       savedFor.clear();
       accepting = true;
-      log.info("rules started", { rules: byId.size, enabled: enabled.length, subscriptions: topics.size(), time_zone: zone.name });
+      log.info("rules started", { rules: byId.size, enabled: enabled.length, subscriptions: topics.size(), time_zone: zone.knownName ?? "system" });
       // What was pending at the last stop first (overdue ones once, now), then startup triggers.
-      resumeRuns(runs);
+      resumePaused(runs);
+      requeueWaiting(runs);
       const late = deferred;
       deferred = [];
       for (const f of late) f();

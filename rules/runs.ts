@@ -21,9 +21,16 @@ export interface RuleRuntime {
   body: Step;
   armed: Cancel[];
   active: Map<Run, Promise<void>>;
-  queue: { vars: Map<string, Value>; trace: string[] }[];
+  /** Runs waiting for the running one (mode queued): conditions already held; `release` forgets the saved copy. */
+  queue: QueuedRun[];
   status: StatusKeeper;
   storm: { since: number; count: number };
+}
+
+export interface QueuedRun {
+  vars: Map<string, Value>;
+  trace: string[];
+  release: () => void;
 }
 
 export interface RunnerDeps {
@@ -34,6 +41,8 @@ export interface RunnerDeps {
   /** Called instead while not accepting: the engine keeps what fires while it is still starting. */
   defer(f: () => void): void;
   onRun?: (report: { rule: string; result: RunResult; trace: readonly string[]; at: number }) => void;
+  /** Saves a run put in the queue (rules/timers.ts) until it starts or is dropped; the Cancel forgets it. */
+  holdQueued?: (rt: RuleRuntime, vars: Map<string, Value>, firedAt: number) => () => void;
 }
 
 export interface Runner {
@@ -43,6 +52,8 @@ export interface Runner {
   start(rt: RuleRuntime, vars: Map<string, Value>, trace: string[], resume?: SavedRun): void;
   /** The rule a run belongs to. */
   owner(run: Run): RuleRuntime | undefined;
+  /** A run that was queued before a restart: behind the rule's running one, else started now. */
+  requeue(rt: RuleRuntime, vars: Map<string, Value>, trace: string[], firedAt: number): void;
 }
 
 /** More trigger firings than this in one second, for one rule, are dropped (a rule feeding itself). */
@@ -57,6 +68,9 @@ function cancelRun(run: Run): void {
 export function retire(rt: RuleRuntime): Promise<void>[] {
   for (const c of rt.armed) c();
   rt.armed = [];
+  // Released: a changed or removed rule's queued runs are not resumed. At stop the engine has frozen
+  // the timer book first, so they stay saved.
+  for (const q of rt.queue) q.release();
   rt.queue = [];
   rt.status.close();
   const ending = [...rt.active.values()];
@@ -81,36 +95,54 @@ export function createRunner(deps: RunnerDeps): Runner {
     deps.onRun?.({ rule: rt.rule.id, result, trace, at: now });
   };
 
+  /**
+   * Runs a run's actions to the end and does its bookkeeping. One async function rather than a
+   * .then/.finally/.catch chain: a run costs one promise instead of four (the rules bench: fewer
+   * short-lived objects promoted by the hub's 1 MB young generation, fewer old-space collections).
+   */
+  const execute = async (rt: RuleRuntime, run: Run, trace: string[], started: number): Promise<void> => {
+    let failed = false;
+    let failure: unknown;
+    try {
+      await rt.body(run);
+    } catch (err) {
+      failed = true;
+      failure = err;
+    }
+    try {
+      try {
+        if (!failed) finish(rt, trace, "ok", started);
+        else if (failure instanceof RunCancelled) {
+          trace.push("cancelled");
+          finish(rt, trace, "cancelled", started);
+        } else if (failure instanceof StopRun) finish(rt, trace, failure.error ? "error" : "stopped", started, failure.error ? failure.message : undefined);
+        else {
+          const message = failure instanceof Error ? failure.message : String(failure);
+          trace.push(`error: ${message}`);
+          finish(rt, trace, "error", started, message);
+        }
+      } finally {
+        rt.active.delete(run);
+        rt.status.running = rt.active.size;
+        const next = rt.rule.mode === "queued" && deps.accepting() ? rt.queue.shift() : undefined;
+        if (next !== undefined) {
+          next.release();
+          start(rt, next.vars, next.trace);
+        }
+      }
+    } catch (err) {
+      // A fault in the engine's own bookkeeping stays in the rules part (DESIGN.md §7).
+      log.error("rule run bookkeeping failed", { rule: rt.rule.id, error: err });
+    }
+  };
+
   const start = (rt: RuleRuntime, vars: Map<string, Value>, trace: string[], resume?: SavedRun) => {
     const started = clock.now();
     const run: Run = { rule: rt.rule.id, vars, trace, cancelled: false, pending: new Set(), at: [], started: resume?.started ?? started };
     if (resume !== undefined) run.resume = { path: [...resume.path], due: resume.due };
     owners.set(run, rt);
     rt.status.runs++;
-    const p = rt
-      .body(run)
-      .then(
-        () => finish(rt, trace, "ok", started),
-        (err: unknown) => {
-          if (err instanceof RunCancelled) {
-            trace.push("cancelled");
-            finish(rt, trace, "cancelled", started);
-          } else if (err instanceof StopRun) finish(rt, trace, err.error ? "error" : "stopped", started, err.error ? err.message : undefined);
-          else {
-            const message = err instanceof Error ? err.message : String(err);
-            trace.push(`error: ${message}`);
-            finish(rt, trace, "error", started, message);
-          }
-        },
-      )
-      .finally(() => {
-        rt.active.delete(run);
-        rt.status.running = rt.active.size;
-        const next = rt.rule.mode === "queued" && deps.accepting() ? rt.queue.shift() : undefined;
-        if (next !== undefined) start(rt, next.vars, next.trace);
-      })
-      // A fault in the engine's own bookkeeping stays in the rules part (DESIGN.md §7).
-      .catch((err: unknown) => log.error("rule run bookkeeping failed", { rule: rt.rule.id, error: err }));
+    const p = execute(rt, run, trace, started);
     rt.active.set(run, p);
     rt.status.running = rt.active.size;
   };
@@ -150,7 +182,7 @@ export function createRunner(deps: RunnerDeps): Runner {
       if (mode === "restart") for (const run of rt.active.keys()) cancelRun(run);
       if (mode === "queued") {
         if (rt.queue.length >= max) return refuse(rt, `queue full (max ${max})`);
-        rt.queue.push({ vars, trace });
+        rt.queue.push({ vars, trace, release: deps.holdQueued?.(rt, vars, now) ?? (() => {}) });
         rt.status.queued = rt.queue.length;
         return;
       }
@@ -167,5 +199,11 @@ export function createRunner(deps: RunnerDeps): Runner {
     }
   };
 
-  return { fire, start, owner: (run) => owners.get(run) };
+  const requeue = (rt: RuleRuntime, vars: Map<string, Value>, trace: string[], firedAt: number) => {
+    if (rt.active.size === 0) return start(rt, vars, trace);
+    rt.queue.push({ vars, trace, release: deps.holdQueued?.(rt, vars, firedAt) ?? (() => {}) });
+    rt.status.queued = rt.queue.length;
+  };
+
+  return { fire, start, owner: (run) => owners.get(run), requeue };
 }

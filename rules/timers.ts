@@ -1,12 +1,13 @@
-// Durable rule timers (issue "rules engine", item 6): the pending `for` of a state/numeric trigger
-// and the runs paused in a `delay` or `wait` are written to a small JSON file in the state dir, so
-// that after a restart they resume against the wall clock (a deadline that passed while the hub was
-// down fires once, right after start) or are dropped, per rule (`on_restart`).
+// Durable rule timers (issue "rules engine", item 6): the pending `for` of a state/numeric trigger,
+// the runs paused in a `delay` or `wait` and the runs queued behind them (mode: queued) are saved,
+// so that after a restart they resume against the wall clock (a deadline that passed while the hub
+// was down fires once, right after start) or are dropped, per rule (`on_restart`).
 //
-// Why a JSON file and not SQLite: the set is small (one entry per pending timer), rewritten whole,
-// and read once at start; an atomic replace (temp file, fsync, rename, fsync of the directory) is
-// crash-safe, needs no schema and no native module in rules/. The filesystem is injected: rules/
-// does no I/O of its own (the hub passes node:fs; tests pass a temp dir or a fake).
+// Where: rules/ only defines the TimerStore interface and the book that decides when to save. With
+// the embedded broker's storage on, the hub keeps them in the broker's SQLite file (table rule_timers,
+// hub/broker/store/rule-timers.ts); otherwise in a small JSON file in the state dir (below): the set
+// is small, rewritten whole, and an atomic replace (temp file, fsync, rename, fsync of the directory)
+// is crash-safe with no native module. The filesystem is injected: rules/ does no I/O of its own.
 import { createHash } from "node:crypto";
 import type { Cancel, Clock, Logger } from "../hub/contracts.js";
 import type { Value } from "./expressions.js";
@@ -34,8 +35,13 @@ export interface SavedRun {
   vars: { [k: string]: Value };
   /** Wall-clock ms when the delay ends or the wait times out; absent: a wait without timeout. */
   due?: number;
-  /** Wall-clock ms when the run started (shown in the trace when it resumes). */
+  /** Wall-clock ms when the run started (shown in the trace when it resumes); queued: when it fired. */
   started: number;
+  /**
+   * Not started yet: waiting in the queue of a `mode: queued` rule (its conditions held when it
+   * fired). path is [] and due absent; after a restart it queues again behind the resumed run.
+   */
+  queued?: true;
 }
 
 export type SavedTimer = SavedFor | SavedRun;
@@ -63,13 +69,19 @@ export interface TimerFs {
 
 const FORMAT = 1;
 
-function valid(x: unknown): x is SavedTimer {
+/** A saved timer as read back (JSON from a file or a database row) has the shape the engine needs. */
+export function isSavedTimer(x: unknown): x is SavedTimer {
   if (typeof x !== "object" || x === null) return false;
   const t = x as Record<string, unknown>;
   if (typeof t.rule !== "string" || typeof t.version !== "string" || typeof t.vars !== "object" || t.vars === null) return false;
   if (t.kind === "for") return typeof t.trigger === "number" && typeof t.due === "number";
   if (t.kind === "run")
-    return Array.isArray(t.path) && t.path.every((p) => typeof p === "number" || typeof p === "string") && (t.due === undefined || typeof t.due === "number");
+    return (
+      Array.isArray(t.path) &&
+      t.path.every((p) => typeof p === "number" || typeof p === "string") &&
+      (t.due === undefined || typeof t.due === "number") &&
+      (t.queued === undefined || t.queued === true)
+    );
   return false;
 }
 
@@ -93,7 +105,7 @@ export function jsonTimerStore(file: string, fs: TimerFs, log: Logger, now: () =
       try {
         const doc = JSON.parse(text) as { format?: unknown; timers?: unknown };
         if (doc.format !== FORMAT || !Array.isArray(doc.timers)) throw new Error(`not a format ${FORMAT} timers file`);
-        const timers = doc.timers.filter(valid);
+        const timers = doc.timers.filter(isSavedTimer);
         if (timers.length !== doc.timers.length) log.warn("some saved rule timers are malformed and were dropped", { file, dropped: doc.timers.length - timers.length });
         return timers;
       } catch (err) {
@@ -160,18 +172,28 @@ export interface TimerBook {
   freeze(): void;
 }
 
+/** After a failed save, the next try comes this much later (at least). */
+const RETRY_MS = 5000;
+
 export function timerBook(store: TimerStore | undefined, clock: Clock, log: Logger, saveDelayMs: number): TimerBook {
   const held = new Map<object, SavedTimer>();
   let frozen = false;
   let timer: Cancel | undefined;
+  /** The last save failed (disk full, I/O error): logged once, retried until one succeeds. */
+  let failing = false;
   const saveNow = () => {
     timer?.();
     timer = undefined;
     try {
       store?.save([...held.values()]);
     } catch (err) {
-      log.error("cannot save the pending rule timers", { error: err });
+      if (!failing) log.error("cannot save the pending rule timers; retrying", { error: err });
+      failing = true;
+      if (!frozen) timer = clock.after(Math.max(saveDelayMs, RETRY_MS), saveNow);
+      return;
     }
+    if (failing) log.info("pending rule timers saved again");
+    failing = false;
   };
   const changed = () => {
     if (store === undefined || frozen || timer !== undefined) return;
@@ -195,8 +217,8 @@ export function timerBook(store: TimerStore | undefined, clock: Clock, log: Logg
       return store?.load() ?? [];
     },
     freeze() {
+      frozen = true; // first: a failing save at stop arms no retry
       if (store !== undefined) saveNow();
-      frozen = true;
     },
   };
 }

@@ -7,9 +7,12 @@
 //   - runs/s (triggers whose conditions held and whose actions ran), with status topics published;
 //   - publish -> action latency p50/p99: from the publisher's send to the rule's publish arriving
 //     at the receiving client (both over TCP);
-//   - CPU of this process (broker + engine + both clients) and event-loop delay.
+//   - CPU of this process (broker + engine + both clients) and event-loop delay;
+//   - GC pauses in the measured window (young-generation scavenges, old-space mark-compacts): the
+//     p99 latency follows the longest of them and the moments the OS runs something else instead
+//     (event-loop delay without a GC pause to match).
 // Usage: node dist/test/bench/rules.js [--rules N] [--rate R] [--seconds S]
-import { monitorEventLoopDelay, performance } from "node:perf_hooks";
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver, performance } from "node:perf_hooks";
 import mqtt from "mqtt";
 import { createBroker } from "../../hub/broker/broker.js";
 import { systemClock } from "../../hub/clock.js";
@@ -126,6 +129,21 @@ async function main(): Promise<void> {
 
   const delay = monitorEventLoopDelay({ resolution: 10 });
   delay.enable();
+  const gc = { minor: 0, major: 0, minorMs: 0, majorMs: 0, maxMs: 0 };
+  const gcSeen = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as unknown as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) {
+        gc.major++;
+        gc.majorMs += e.duration;
+      } else {
+        gc.minor++;
+        gc.minorMs += e.duration;
+      }
+      gc.maxMs = Math.max(gc.maxMs, e.duration);
+    }
+  });
+  gcSeen.observe({ entryTypes: ["gc"] });
   const d0 = delivered;
   const r0 = runs;
   const s0 = sent;
@@ -141,6 +159,7 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 500)); // let the last messages arrive
   measuring = false;
   delay.disable();
+  gcSeen.disconnect();
 
   const perTopic = nRules / TOPICS;
   const msgs = (delivered - d0) / elapsed;
@@ -159,7 +178,8 @@ async function main(): Promise<void> {
     `| rule runs (actions run, status published) | ${f((runs - r0) / elapsed)} /s |`,
     `| publish → action latency p50 / p99 | ${f(pct(latencies, 50), 2)} / ${f(pct(latencies, 99), 2)} ms (${f(latencies.length)} samples) |`,
     `| CPU of this process (broker, engine, both clients) | ${f(((cpu.user + cpu.system) / 1e6 / elapsed) * 100)} % of one core |`,
-    `| event-loop delay p99 | ${f(delay.percentile(99) / 1e6, 1)} ms |`,
+    `| event-loop delay p99 / max | ${f(delay.percentile(99) / 1e6, 1)} / ${f(delay.max / 1e6, 1)} ms |`,
+    `| GC pauses: scavenges / mark-compacts, longest | ${f(gc.minor)} (${f(gc.minorMs)} ms) / ${f(gc.major)} (${f(gc.majorMs, 1)} ms), ${f(gc.maxMs, 1)} ms |`,
     "",
   ];
   process.stdout.write(lines.join("\n"));

@@ -1,6 +1,6 @@
 // Time zones (instants <-> wall time across DST gaps and overlaps) and daily windows.
 import t from "tap";
-import { inWindow, parseTimeOfDay, validTimeZone, zone } from "../../rules/time.js";
+import { inWindow, lazyZone, parseTimeOfDay, validTimeZone, zone } from "../../rules/time.js";
 
 const berlin = zone("Europe/Berlin");
 
@@ -60,4 +60,26 @@ t.test("windows, including across midnight with weekdays", async (t) => {
   t.ok(inWindow({ before: 7 * 3600 }, at(2, 1)), "before only: from midnight");
   t.ok(inWindow({ weekdays: ["sat", "sun"] }, at(0, 12)), "weekdays only");
   t.notOk(inWindow({ weekdays: ["sat", "sun"] }, at(1, 12)));
+});
+
+t.test("lazyZone: the system zone is looked up only when a rule needs the clock", async (t) => {
+  // Looking it up loads the platform's time-zone data (~7 MB of RSS, issue 3): not at start.
+  let asked = 0;
+  const system = () => {
+    asked++;
+    return "Europe/Berlin";
+  };
+  const z = lazyZone(undefined, system);
+  t.equal(z.knownName, undefined, "not known before use");
+  t.equal(asked, 0, "not looked up by making it");
+  t.same(z.local(Date.UTC(2024, 0, 15, 12, 0, 0)), berlin.local(Date.UTC(2024, 0, 15, 12, 0, 0)));
+  t.same(z.instant(2024, 3, 31, 2, 30, 0), berlin.instant(2024, 3, 31, 2, 30, 0), "DST gap as the zone itself");
+  t.equal(z.name, "Europe/Berlin");
+  t.equal(z.knownName, "Europe/Berlin");
+  t.equal(asked, 1, "looked up once");
+
+  const configured = lazyZone("Asia/Kolkata", system);
+  t.equal(configured.knownName, "Asia/Kolkata", "a configured name is known without loading anything");
+  t.equal(configured.local(Date.UTC(2024, 0, 1, 0, 0, 0)).hour, 5);
+  t.equal(asked, 1, "the system zone is not asked for when one is configured");
 });

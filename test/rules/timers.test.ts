@@ -219,3 +219,92 @@ t.test("changes are saved a moment after they happen (one write for a burst), an
   await a.stop();
   t.equal(a.clock.pending(), 0, "no timer left behind");
 });
+
+const bellRule = (extra = "") => `
+- id: bell
+  mode: queued
+  ${extra}
+  triggers: [{ trigger: mqtt, topic: hub/bell }]
+  actions:
+    - { action: publish, topic: out, payload: "ring {{ trigger.payload }}" }
+    - { action: delay, duration: 1m }
+`;
+
+t.test("mode queued: runs waiting in the queue are saved and queue again, in order, behind the resumed run", async (t) => {
+  const store = memoryTimerStore();
+  const a = await boot(bellRule(), store, MONDAY_NOON_UTC);
+  for (const n of ["1", "2", "3"]) await a.publish("hub/bell", n);
+  t.same(a.on("out"), ["ring 1"]);
+  t.match(a.engine.status("bell"), { running: 1, queued: 2 });
+  await a.advance(1000);
+  t.same(
+    (store.saved as SavedRun[]).map((x) => [x.path, x.queued ?? false, (x.vars.trigger as { payload: string }).payload]),
+    [
+      [[1], false, 1],
+      [[], true, 2],
+      [[], true, 3],
+    ],
+    "saved while running (a crash keeps them), the queue in order",
+  );
+  await a.stop();
+
+  const b = await boot(bellRule(), store, MONDAY_NOON_UTC + 30_000);
+  t.match(b.lines.join("\n"), /queueing a run that was waiting before the restart rule=bell/);
+  t.match(b.engine.status("bell"), { running: 1, queued: 2 });
+  await b.advance(29_000);
+  t.same(b.on("out"), [], "the resumed run's delay keeps its end");
+  await b.advance(1000);
+  t.same(b.on("out"), ["ring 2"], "then the first queued run");
+  await b.advance(60_000);
+  t.same(b.on("out"), ["ring 2", "ring 3"]);
+  await b.advance(60_000);
+  t.match(b.engine.status("bell"), { running: 0, queued: 0, runs: 2 }, "the resumed run was counted before the restart");
+  await b.advance(1000);
+  t.same(store.saved, [], "all done: nothing saved");
+  await b.stop();
+});
+
+t.test("mode queued: with on_restart drop the queue is not saved; a run that started leaves the saved queue", async (t) => {
+  const dropped = memoryTimerStore();
+  const a = await boot(bellRule("on_restart: drop"), dropped, MONDAY_NOON_UTC);
+  for (const n of ["1", "2"]) await a.publish("hub/bell", n);
+  await a.stop();
+  t.same(dropped.saved, []);
+
+  const store = memoryTimerStore();
+  const b = await boot(bellRule(), store, MONDAY_NOON_UTC);
+  for (const n of ["1", "2"]) await b.publish("hub/bell", n);
+  await b.advance(60_000); // run 1 ends, run 2 starts and waits in its delay
+  await b.advance(1000);
+  t.same(
+    (store.saved as SavedRun[]).map((x) => [x.path, x.queued ?? false]),
+    [[[1], false]],
+    "only run 2, now paused in its delay",
+  );
+  await b.stop();
+});
+
+t.test("a failing save is logged once and retried until it succeeds", async (t) => {
+  const inner = memoryTimerStore();
+  let failures = 2;
+  const store = {
+    load: inner.load,
+    save(timers: Parameters<typeof inner.save>[0]) {
+      if (failures-- > 0) throw Object.assign(new Error("SQLITE_FULL: database or disk is full"), { code: "SQLITE_FULL" });
+      inner.save(timers);
+    },
+  };
+  const a = await harness(doorRule(), { timers: store, status: false, before: (p) => p("hub/door", "closed", true) });
+  await a.publish("hub/door", "open", true);
+  await a.advance(1000);
+  const errors = () => a.lines.filter((l) => l.includes("cannot save the pending rule timers")).length;
+  t.equal(errors(), 1);
+  await a.advance(5000);
+  t.equal(errors(), 1, "the second failure is not logged again");
+  t.same(inner.saved, []);
+  await a.advance(5000);
+  t.match(inner.saved, [{ kind: "for", rule: "door_left_open" }], "retried until written");
+  t.match(a.lines.join("\n"), /pending rule timers saved again/);
+  await a.stop();
+  t.equal(a.clock.pending(), 0, "no retry left behind");
+});

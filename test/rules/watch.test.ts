@@ -5,6 +5,7 @@
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import t from "tap";
 import { createBroker } from "../../hub/broker/broker.js";
 import type { Message } from "../../hub/contracts.js";
@@ -164,5 +165,9 @@ t.test("the built hub: a changed file in rules_dir is reloaded without SIGHUP", 
   await hub.waitFor(/rules not reloaded: the old rules keep running problems=.*a\.yaml:3:1/, { stream: "both", timeoutMs: 20_000 });
   hub.kill("SIGTERM");
   t.equal((await hub.waitExit()).code, 0);
-  t.ok(fs.existsSync(join(dir, "state", "rules-timers.json")), "the timers file is written at stop");
+  // The broker's storage is on (the default): the rule timers live in broker.db, not in a JSON file.
+  t.notOk(fs.existsSync(join(dir, "state", "rules-timers.json")), "no JSON timers file");
+  const db = new Database(join(dir, "state", "broker.db"), { readonly: true });
+  t.same(db.prepare("SELECT count(*) AS n FROM rule_timers").get(), { n: 0 }, "the timers table, written at stop: nothing pending");
+  db.close();
 });

@@ -16,6 +16,9 @@ export type Db = Database.Database;
  * sessions.username: the user that owns the session (checklist C10: another user may not take over its
  *   client id, also after a restart; wills are re-authorized as this user, G7). NULL: anonymous.
  * Small-row tables are WITHOUT ROWID: one B-tree, fewer pages written per change.
+ * rule_timers: the rules engine's pending `for` timers and paused or queued runs (rules/timers.ts
+ *   SavedTimer as JSON in body; seq keeps their order), written by hub/broker/store/rule-timers.ts, not
+ *   by the journal. Added after the first file format: CREATE IF NOT EXISTS gives older files the table.
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS msgs (
@@ -41,6 +44,9 @@ CREATE TABLE IF NOT EXISTS outq (
 CREATE TABLE IF NOT EXISTS inq2 (
   client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rule_timers (
+  seq INTEGER PRIMARY KEY, rule TEXT NOT NULL, body TEXT NOT NULL
+);
 `;
 
 export interface OpenOptions {

@@ -53,6 +53,8 @@ export interface BrokerStore extends CoreJournal {
   readonly path: string;
   readonly status: StoreStatus;
   readonly stats: Readonly<StoreStats>;
+  /** The open file, for the rule timers that share it (hub/broker/store/rule-timers.ts); undefined before open() and in memory mode. */
+  readonly db: Db | undefined;
   /** Opens the file (a corrupt one is moved aside) and restores its state into `core`. Before listeners. */
   open(core: BrokerCore): RestoreSummary;
   /** Commits what is pending now. */
@@ -362,6 +364,9 @@ export function createBrokerStore(o: BrokerStoreOptions, deps: BrokerStoreDeps):
       return status === "failing";
     },
     stats,
+    get db() {
+      return db;
+    },
 
     open(c) {
       core = c;
