@@ -71,7 +71,16 @@ export function createLogger(opts: LogOptions, component = "hub"): Logger {
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),
     child: (name) => createLogger(opts, `${component}/${name}`),
-  };
+    debugEnabled: min <= RANK.debug,
+  } as Logger;
+}
+
+/**
+ * False only when `log` is known to drop debug lines (a createLogger logger above debug): hot paths
+ * (a broker handshake) skip building fields nobody reads. Other loggers count as writing debug.
+ */
+export function debugEnabled(log: Logger): boolean {
+  return (log as { debugEnabled?: boolean }).debugEnabled !== false;
 }
 
 /** Picks the journal format when stdout/stderr is connected to journald. */

@@ -233,6 +233,14 @@ export class Connection implements Link {
       reason: `0x${reason.toString(16)}`,
       why: message,
     });
+    // A socket that can no longer send is not told why: once the peer's FIN arrived (allowHalfOpen
+    // off, as on our listeners) Node turns every write into an error with a stack trace, which cost
+    // more than the handshakes themselves when a shutdown failed thousands of closed sockets.
+    const s = this.socket;
+    if (!s.writable || (s.readableEnded && !s.allowHalfOpen)) {
+      this.close();
+      return;
+    }
     if (this.protocolVersion === 5) {
       if (this.state === "connecting") {
         this.send({ cmd: "connack", sessionPresent: false, reasonCode: reason, properties: { reasonString: message } });

@@ -222,11 +222,17 @@ export async function openListener(spec: ListenerSpec, deps: ListenerDeps): Prom
     log.debug("TLS handshake failed", fields);
     onTlsError(fields);
   });
+  // Sockets still in a TLS handshake or WebSocket upgrade, for destroySockets(). A plain TCP socket
+  // is handed to the broker in the same tick it is accepted (the broker closes it from then on), so
+  // it is not tracked: that saves a Set entry and a 'close' listener per connection on the
+  // handshake path (issue 3, handshakes/s).
   const sockets = new Set<net.Socket>();
-  server.on("connection", (s: net.Socket) => {
-    sockets.add(s);
-    s.once("close", () => sockets.delete(s));
-  });
+  if (secure || web) {
+    server.on("connection", (s: net.Socket) => {
+      sockets.add(s);
+      s.once("close", () => sockets.delete(s));
+    });
+  }
 
   await new Promise<void>((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException) => reject(new ListenerError(`cannot listen on ${hostPort(spec.host, spec.port)}: ${err.code ?? err.message}`, err.code));

@@ -34,9 +34,20 @@ export function createRateLimiter(o: RateLimitOptions, clock: Clock, log: Logger
   const entries = new Map<string, Entry>();
   const maxKeys = o.maxKeys ?? 10_000;
 
+  // The map is kept in `since` order: a key whose window (re)starts is (re)inserted at the end. So
+  // the stale entries are at the front and pruning stops at the first one still inside its window,
+  // instead of scanning all maxKeys entries (every accepted CONNECT is counted by the flapping
+  // limiter: issue 3, handshakes/s). Old entries still banned are skipped; there are few.
+  const restart = (k: string, e: Entry, now: number) => {
+    e.since = now;
+    entries.delete(k);
+    entries.set(k, e);
+  };
   const prune = (now: number) => {
-    for (const [k, e] of entries) {
-      if (e.bannedUntil <= now && now - e.since > o.windowMs) entries.delete(k);
+    for (const k of entries.keys()) {
+      const e = entries.get(k)!;
+      if (now - e.since <= o.windowMs) break;
+      if (e.bannedUntil <= now) entries.delete(k);
     }
     if (entries.size < maxKeys) return;
     // Still full (an attack from many addresses, or many client ids connecting): drop the oldest
@@ -44,9 +55,9 @@ export function createRateLimiter(o: RateLimitOptions, clock: Clock, log: Logger
     // loop with fresh client ids must not cost O(maxKeys) each). Bans go last. Map iterates in
     // insertion order.
     let drop = Math.ceil(maxKeys / 10);
-    for (const [k, e] of entries) {
+    for (const k of entries.keys()) {
       if (drop === 0) break;
-      if (e.bannedUntil > now) continue;
+      if (entries.get(k)!.bannedUntil > now) continue;
       entries.delete(k);
       drop--;
     }
@@ -58,11 +69,13 @@ export function createRateLimiter(o: RateLimitOptions, clock: Clock, log: Logger
 
   return {
     bannedFor(keys) {
-      const now = clock.monotonic();
       let left = 0;
+      let now = -1; // read only when a key is known: most CONNECTs are from unknown keys
       for (const k of keys) {
         const e = entries.get(k);
-        if (e !== undefined && e.bannedUntil > now) left = Math.max(left, e.bannedUntil - now);
+        if (e === undefined) continue;
+        if (now < 0) now = clock.monotonic();
+        if (e.bannedUntil > now) left = Math.max(left, e.bannedUntil - now);
       }
       return left;
     },
@@ -70,17 +83,22 @@ export function createRateLimiter(o: RateLimitOptions, clock: Clock, log: Logger
       const now = clock.monotonic();
       for (const k of keys) {
         let e = entries.get(k);
-        if (e === undefined || (e.bannedUntil <= now && now - e.since > o.windowMs)) {
-          if (e === undefined && entries.size >= maxKeys) prune(now);
+        if (e === undefined) {
+          if (entries.size >= maxKeys) prune(now);
           e = { since: now, count: 0, bannedUntil: 0 };
           entries.set(k, e);
+        } else if (e.bannedUntil <= now && now - e.since > o.windowMs) {
+          // A new window: counted from zero, moved to the end (see prune).
+          e.count = 0;
+          e.bannedUntil = 0;
+          restart(k, e, now);
         }
         if (e.bannedUntil > now) continue;
         e.count++;
         if (e.count >= o.maxFailures) {
           e.bannedUntil = now + o.banMs;
           e.count = 0;
-          e.since = now;
+          restart(k, e, now);
           // One line per ban, not per attempt: a guessing loop cannot flood the journal.
           if (o.onBan) o.onBan(k);
           else log.warn("too many failed logins; refusing before checking passwords", { from: k, failures: o.maxFailures, ban_s: Math.round(o.banMs / 1000) });
