@@ -63,7 +63,12 @@ interface Node<S> {
   children: Map<string, Node<S>> | undefined;
   plus: Node<S> | undefined;
   hash: Node<S> | undefined;
-  /** Non-shared subscriptions whose filter ends at this node: one per subscriber. */
+  /**
+   * Non-shared subscriptions whose filter ends at this node, one per subscriber: `one` while there is
+   * a single one (most filters: a device's own topic), `subs` from the second on; never both. A Map
+   * costs ~180 bytes even with one entry, which is most of an idle client's subscription (issue 3).
+   */
+  one: Subscription<S> | undefined;
   subs: Map<S, Subscription<S>> | undefined;
   groups: Map<string, Group<S>> | undefined;
 }
@@ -73,11 +78,11 @@ const HASH = 0x23;
 const DOLLAR = 0x24;
 
 function newNode<S>(parent: Node<S> | undefined, key: string): Node<S> {
-  return { parent, key, children: undefined, plus: undefined, hash: undefined, subs: undefined, groups: undefined };
+  return { parent, key, children: undefined, plus: undefined, hash: undefined, one: undefined, subs: undefined, groups: undefined };
 }
 
 function isEmpty<S>(n: Node<S>): boolean {
-  return n.children === undefined && n.plus === undefined && n.hash === undefined && n.subs === undefined && n.groups === undefined;
+  return n.children === undefined && n.plus === undefined && n.hash === undefined && n.one === undefined && n.subs === undefined && n.groups === undefined;
 }
 
 /** Walks (and with `create`, builds) the path of a valid topic filter. */
@@ -128,6 +133,8 @@ function prune<S>(node: Node<S>): void {
 }
 
 function emit<S, C>(node: Node<S>, fn: (sub: Subscription<S>, ctx: C) => void, ctx: C): void {
+  const one = node.one;
+  if (one !== undefined) fn(one, ctx);
   const subs = node.subs;
   if (subs !== undefined) for (const s of subs.values()) fn(s, ctx);
   const groups = node.groups;
@@ -170,9 +177,21 @@ function walk<S, C>(
   if (child !== undefined) walk(child, topic, next, false, fn, ctx);
 }
 
+/**
+ * A subscriber's subscriptions by filter: the subscription itself while it has one (most clients),
+ * a Map from the second on (a Map with one entry costs ~180 bytes per client).
+ */
+type Mine<S> = Subscription<S> | Map<string, Subscription<S>>;
+
+function lookup<S>(mine: Mine<S> | undefined, filter: string): Subscription<S> | undefined {
+  if (mine === undefined) return undefined;
+  if (mine instanceof Map) return mine.get(filter);
+  return mine.filter === filter ? mine : undefined;
+}
+
 export function createSubscriptionTree<S>(): SubscriptionTree<S> {
   const root = newNode<S>(undefined, "");
-  const bySubscriber = new Map<S, Map<string, Subscription<S>>>();
+  const bySubscriber = new Map<S, Mine<S>>();
   let size = 0;
 
   function detach(sub: Subscription<S>): void {
@@ -192,6 +211,8 @@ export function createSubscriptionTree<S>(): SubscriptionTree<S> {
           if (node.groups!.size === 0) node.groups = undefined;
         }
       }
+    } else if (node.one === sub) {
+      node.one = undefined;
     } else if (node.subs !== undefined) {
       node.subs.delete(sub.subscriber);
       if (node.subs.size === 0) node.subs = undefined;
@@ -208,8 +229,8 @@ export function createSubscriptionTree<S>(): SubscriptionTree<S> {
     // No Local on a shared subscription is a protocol error (MQTT-3.8.3-4): the caller rejects it.
     if (shared !== null && opts.noLocal) throw new RangeError("No Local set on a shared subscription");
 
-    let mine = bySubscriber.get(subscriber);
-    const existing = mine?.get(filter);
+    const mine = bySubscriber.get(subscriber);
+    const existing = lookup(mine, filter);
     if (existing !== undefined) {
       // Same subscriber and filter: replace the options in place (MQTT-3.8.4-3), keeping the
       // member's place in its share group.
@@ -234,8 +255,13 @@ export function createSubscriptionTree<S>(): SubscriptionTree<S> {
     };
     const node = nodeFor(root, topicFilter, true)!;
     if (shared === null) {
-      if (node.subs === undefined) node.subs = new Map();
-      node.subs.set(subscriber, sub);
+      // One per subscriber at a node: `existing` above catches the same subscriber and filter.
+      if (node.subs !== undefined) node.subs.set(subscriber, sub);
+      else if (node.one === undefined) node.one = sub;
+      else {
+        node.subs = new Map([[node.one.subscriber, node.one], [subscriber, sub]]);
+        node.one = undefined;
+      }
     } else {
       if (node.groups === undefined) node.groups = new Map();
       let g = node.groups.get(shared.group);
@@ -245,21 +271,21 @@ export function createSubscriptionTree<S>(): SubscriptionTree<S> {
       }
       g.members.push(sub);
     }
-    if (mine === undefined) {
-      mine = new Map();
-      bySubscriber.set(subscriber, mine);
-    }
-    mine.set(filter, sub);
+    if (mine === undefined) bySubscriber.set(subscriber, sub);
+    else if (mine instanceof Map) mine.set(filter, sub);
+    else bySubscriber.set(subscriber, new Map([[mine.filter, mine], [filter, sub]]));
     size++;
     return { replaced: false };
   }
 
   function remove(subscriber: S, filter: string): boolean {
     const mine = bySubscriber.get(subscriber);
-    const sub = mine?.get(filter);
+    const sub = lookup(mine, filter);
     if (mine === undefined || sub === undefined) return false;
-    mine.delete(filter);
-    if (mine.size === 0) bySubscriber.delete(subscriber);
+    if (mine instanceof Map) {
+      mine.delete(filter);
+      if (mine.size === 0) bySubscriber.delete(subscriber);
+    } else bySubscriber.delete(subscriber);
     detach(sub);
     size--;
     return true;
@@ -269,6 +295,11 @@ export function createSubscriptionTree<S>(): SubscriptionTree<S> {
     const mine = bySubscriber.get(subscriber);
     if (mine === undefined) return 0;
     bySubscriber.delete(subscriber);
+    if (!(mine instanceof Map)) {
+      detach(mine);
+      size--;
+      return 1;
+    }
     for (const sub of mine.values()) detach(sub);
     size -= mine.size;
     return mine.size;
@@ -296,12 +327,18 @@ export function createSubscriptionTree<S>(): SubscriptionTree<S> {
     remove,
     removeAll,
     forEachMatch,
-    get: (subscriber, filter) => bySubscriber.get(subscriber)?.get(filter),
+    get: (subscriber, filter) => lookup(bySubscriber.get(subscriber), filter),
     get size() {
       return size;
     },
-    countFor: (subscriber) => bySubscriber.get(subscriber)?.size ?? 0,
-    subscriptionsOf: (subscriber) => bySubscriber.get(subscriber)?.values() ?? [],
+    countFor: (subscriber) => {
+      const mine = bySubscriber.get(subscriber);
+      return mine === undefined ? 0 : mine instanceof Map ? mine.size : 1;
+    },
+    subscriptionsOf: (subscriber) => {
+      const mine = bySubscriber.get(subscriber);
+      return mine === undefined ? [] : mine instanceof Map ? mine.values() : [mine];
+    },
     nodeCount,
   };
 }

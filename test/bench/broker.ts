@@ -3,7 +3,7 @@
 // loopback port, N times per broker in alternating order; the medians go into a Markdown table.
 // Usage: node dist/test/bench/broker.js [--quick] [--runs N] [--only fanin0,latency,...]
 //          [--hub-cmd "<command with {port} and {dir}>" | --hub-cmd mosquitto] [--mqtt 4|5]
-//          [--idle-conns N] [--drain-ms N (default 2000)] [--out file.md]
+//          [--idle-conns N] [--drain-ms N (default 2000)] [--rest-ms N] [--out file.md]
 // Needs ~idle-conns + 1000 file descriptors: run under `ulimit -n 65536`; the script re-execs itself
 // with the soft limit raised as far as the hard limit allows.
 import { execFileSync, spawn } from "node:child_process";
@@ -40,11 +40,12 @@ interface Args {
   proto: 4 | 5;
   idleConns: number | null;
   drainMs: number;
+  restMs: number | null;
   out: string | null;
 }
 
 const USAGE = `usage: broker.js [--quick] [--runs N] [--only ${SCENARIOS.map((s) => s.id).join(",")}]
-                 [--hub-cmd "<cmd with {port} {dir}>"|mosquitto] [--mqtt 4|5] [--idle-conns N] [--drain-ms N] [--out file.md]
+                 [--hub-cmd "<cmd with {port} {dir}>"|mosquitto] [--mqtt 4|5] [--idle-conns N] [--drain-ms N] [--rest-ms N] [--out file.md]
 env: BENCH_HUB_CMD is the same as --hub-cmd; BENCH_MOSQUITTO=<path> picks the reference binary ('none' skips it).`;
 
 function parseArgs(argv: string[]): Args {
@@ -56,6 +57,7 @@ function parseArgs(argv: string[]): Args {
     proto: 5,
     idleConns: null,
     drainMs: 2000,
+    restMs: null,
     out: null,
   };
   let runsGiven = false;
@@ -75,6 +77,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === "--mqtt") a.proto = v() === "4" ? 4 : 5;
     else if (k === "--idle-conns") a.idleConns = Math.max(1, Number.parseInt(v(), 10) || 1);
     else if (k === "--drain-ms") a.drainMs = Math.max(0, Math.min(60_000, Number.parseInt(v(), 10) || 0));
+    else if (k === "--rest-ms") a.restMs = Math.max(0, Math.min(120_000, Number.parseInt(v(), 10) || 0));
     else if (k === "--out") a.out = v();
     else if (k === "--help" || k === "-h") {
       process.stdout.write(`${USAGE}\n`);
@@ -149,6 +152,8 @@ async function main(): Promise<void> {
     retainedN: 10_000,
     pubWorkers: 2,
     settleMs: args.quick ? 500 : 1000,
+    // idlerss at rest: V8's memory reducer runs ~10-20 s after start-up (0 in --quick unless asked).
+    restMs: args.restMs ?? (args.quick ? 0 : 30_000),
   };
 
   const reaper: Reaper = { live: new Set() };

@@ -107,6 +107,14 @@ const ROWS: Row[] = [
     met: ratioMin(0.5),
   },
   {
+    scenario: "idle",
+    metric: "idle connections: broker CPU per handshake (µs)",
+    cell: (a) => `${fix(a.med("cpuUsPerHs"), 0)}`,
+    ratioKey: "cpuUsPerHs",
+    target: () => "—",
+    met: () => null,
+  },
+  {
     scenario: "retained",
     metric: "retained: RSS per message (bytes)",
     cell: (a) => `${int(a.med("bytesPerMsg"))}`,
@@ -148,6 +156,14 @@ const ROWS: Row[] = [
     ratioKey: "mb",
     target: (h, r) => `≤ bare node + 10 MB (node ${fix((h ?? r)?.med("nodeMb") ?? Number.NaN, 1)} MB)`,
     met: (h) => h.med("mb") - h.med("nodeMb") <= 10,
+  },
+  {
+    scenario: "idlerss",
+    metric: "idle RSS at rest, --rest-ms after the first reading (MB)",
+    cell: (a) => (Number.isFinite(a.med("mbRest")) ? `${fix(a.med("mbRest"), 1)}` : "not measured (--rest-ms N)"),
+    ratioKey: "mbRest",
+    target: () => "— (for information)",
+    met: () => null,
   },
 ];
 

@@ -255,3 +255,52 @@ t.test("collectPerSubscriber: one copy per subscriber, No Local, shared picks se
 
   t.equal(collectPerSubscriber(tree, "garden/x").size, 0, "nothing matches");
 });
+
+t.test("one subscriber or many at a filter, one filter or many per subscriber: same routing and order", async (t) => {
+  // A node keeps a single subscription without a Map, and so does a subscriber with one filter
+  // (memory per idle connection, issue 3); the second one switches to a Map. Nothing observable changes.
+  const tree = createSubscriptionTree<Session>();
+  const [a, b, c] = [s("a"), s("b"), s("c")];
+  const order = (topic: string) => {
+    const out: string[] = [];
+    tree.forEachMatch(topic, (sub) => out.push(sub.subscriber.id));
+    return out;
+  };
+  tree.add(a, "k/x", opts({ qos: 1 }));
+  t.same(order("k/x"), ["a"]);
+  t.equal(tree.get(a, "k/x")?.qos, 1);
+  t.equal(tree.get(a, "k/y"), undefined, "another filter of the same subscriber");
+  t.equal(tree.countFor(a), 1);
+  t.same([...tree.subscriptionsOf(a)].map((x) => x.filter), ["k/x"]);
+  t.same(tree.add(a, "k/x", opts({ qos: 2 })), { replaced: true }, "re-subscribing the only filter replaces it");
+  t.equal(tree.get(a, "k/x")?.qos, 2);
+
+  tree.add(b, "k/x", opts());
+  tree.add(c, "k/x", opts());
+  t.same(order("k/x"), ["a", "b", "c"], "subscription order kept when the node gets a second subscriber");
+  t.ok(tree.remove(a, "k/x"));
+  t.same(order("k/x"), ["b", "c"]);
+  t.equal(tree.countFor(a), 0);
+  t.same([...tree.subscriptionsOf(a)], []);
+
+  tree.add(a, "k/y", opts());
+  tree.add(a, "k/+", opts());
+  t.equal(tree.countFor(a), 2, "a second filter for the subscriber");
+  t.same([...tree.subscriptionsOf(a)].map((x) => x.filter), ["k/y", "k/+"]);
+  t.same(order("k/y").sort(), ["a", "a"], "both of a's subscriptions match k/y");
+  t.ok(tree.remove(a, "k/y"));
+  t.equal(tree.countFor(a), 1);
+  t.equal(tree.get(a, "k/+")?.filter, "k/+");
+
+  // Removing while iterating subscriptionsOf (as the ACL recheck does) sees every subscription once.
+  const seen: string[] = [];
+  for (const sub of tree.subscriptionsOf(a)) {
+    seen.push(sub.filter);
+    tree.remove(a, sub.filter);
+  }
+  t.same(seen, ["k/+"]);
+  t.equal(tree.removeAll(b), 1);
+  t.equal(tree.removeAll(c), 1);
+  t.equal(tree.size, 0);
+  t.equal(tree.nodeCount(), 1, "nothing left behind");
+});
