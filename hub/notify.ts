@@ -4,8 +4,13 @@
 // `systemd-notify --pid=<hub pid> VAR=VALUE`; the message then comes from a child process, which is
 // why the unit says NotifyAccess=all. systemd-notify waits until the manager has processed the
 // message (sd_notify_barrier), so the child's short life does not lose it.
+// STOPPING=1 is the exception: under a real systemd (252, seen with systemd/container-test.sh) its
+// child is often killed before the manager reads it, either by the SIGTERM that `systemctl stop`
+// sends to every process of the service (the child was spawned while that went round) or with the
+// rest of the cgroup once the hub, a few ms later, has exited ("systemd-notify failed ... code=null").
+// So at process exit an undelivered STOPPING=1 is sent again with a synchronous spawn.
 // Without $NOTIFY_SOCKET (not under systemd) every call is a no-op.
-import { spawn as nodeSpawn } from "node:child_process";
+import { spawn as nodeSpawn, spawnSync as nodeSpawnSync } from "node:child_process";
 import type { Cancel, Clock, Logger } from "./contracts.js";
 
 /** Runs a program to completion; rejects when it cannot be started (e.g. ENOENT). */
@@ -14,6 +19,14 @@ export type SpawnFn = (
   args: readonly string[],
   env: Record<string, string | undefined>,
 ) => Promise<{ code: number | null; stderr: string }>;
+
+/** Runs a program to completion synchronously, killing it after timeoutMs (code null then). */
+export type SpawnSyncFn = (
+  file: string,
+  args: readonly string[],
+  env: Record<string, string | undefined>,
+  timeoutMs: number,
+) => { code: number | null; stderr: string; error?: string };
 
 export interface NotifierDeps {
   env: Record<string, string | undefined>;
@@ -24,6 +37,10 @@ export interface NotifierDeps {
   /** Whether the hub is healthy enough to feed the watchdog (started, not stopping, parts alive). */
   healthy?: () => boolean;
   spawn?: SpawnFn;
+  /** For the last STOPPING=1 at process exit, when no event loop turn is left. */
+  spawnSync?: SpawnSyncFn;
+  /** Runs fn when the process exits (default: process.once("exit")); registered by stopping(). */
+  onExit?: (fn: () => void) => void;
   /** Program to run; default `systemd-notify` from PATH. */
   command?: string;
 }
@@ -57,6 +74,14 @@ export const defaultSpawn: SpawnFn = (file, args, env) =>
     child.once("close", (code) => resolve({ code, stderr: stderr.trim() }));
   });
 
+export const defaultSpawnSync: SpawnSyncFn = (file, args, env, timeoutMs) => {
+  const r = nodeSpawnSync(file, args, { env, stdio: ["ignore", "ignore", "pipe"], encoding: "utf8", timeout: timeoutMs });
+  return { code: r.status, stderr: (r.stderr ?? "").trim().slice(0, 1000), error: r.error?.message };
+};
+
+/** How long the hub's exit may wait for systemd to read STOPPING=1 (TimeoutStopSec is 15 s). */
+export const EXIT_NOTIFY_TIMEOUT_MS = 2_000;
+
 /**
  * WATCHDOG_USEC / 2 in ms, as sd_watchdog_enabled(3) reads it: 0 when unset, invalid, or meant for
  * another process (WATCHDOG_PID set to a pid that is not ours).
@@ -76,6 +101,8 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   const healthy = deps.healthy ?? (() => true);
   const run = deps.spawn ?? defaultSpawn;
   const command = deps.command ?? "systemd-notify";
+  const runSync = deps.spawnSync ?? defaultSpawnSync;
+  const onExit = deps.onExit ?? ((fn: () => void) => void process.once("exit", fn));
 
   // One child at a time, in order: READY must reach systemd before STOPPING. At most one watchdog
   // ping is pending at a time, so a slow manager cannot make children pile up.
@@ -86,6 +113,15 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   let cancelTimer: Cancel | undefined;
   let lastTick: number | undefined;
   let unhealthyLogged = false;
+  let stoppingSent = false; // systemd-notify STOPPING=1 exited 0: the manager has read it
+  let exitHooked = false;
+
+  // At exit: STOPPING=1 again, synchronously, unless a child already delivered it (see the header).
+  const stoppingAtExit = () => {
+    if (stoppingSent || missing) return;
+    const r = runSync(command, [`--pid=${deps.pid}`, "STOPPING=1"], deps.env, EXIT_NOTIFY_TIMEOUT_MS);
+    if (r.code !== 0) log.warn("systemd-notify failed", { message: "STOPPING=1", code: r.code, stderr: r.stderr, error: r.error });
+  };
 
   const pump = () => {
     if (inFlight !== undefined || missing) return;
@@ -95,10 +131,19 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     // NOTIFY_SOCKET (and the rest of the environment) is passed on: systemd-notify reads it.
     run(command, [`--pid=${deps.pid}`, assignment], deps.env).then(
       ({ code, stderr }) => {
-        if (code !== 0 && !failing) log.warn("systemd-notify failed", { message: assignment, code, stderr });
-        else if (code === 0 && failing) log.info("systemd-notify works again");
-        failing = code !== 0;
         inFlight = undefined;
+        if (assignment === "STOPPING=1") {
+          // Not logged here: unless delivered, stoppingAtExit sends it again and logs a failure.
+          stoppingSent = code === 0;
+        } else if (code === null) {
+          // Killed by a signal: systemd's SIGTERM to every process of the service when it stops
+          // (e.g. a STATUS= child still running when `systemctl stop` follows the start). Not a fault.
+          log.debug("systemd-notify was killed by a signal (the service is stopping)", { message: assignment });
+        } else {
+          if (code !== 0 && !failing) log.warn("systemd-notify failed", { message: assignment, code, stderr });
+          else if (code === 0 && failing) log.info("systemd-notify works again");
+          failing = code !== 0;
+        }
         pump();
       },
       (err: NodeJS.ErrnoException) => {
@@ -158,6 +203,10 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     },
     stopping() {
       stopTimer();
+      if (enabled && !missing && !exitHooked) {
+        exitHooked = true;
+        onExit(stoppingAtExit);
+      }
       send("STOPPING=1");
     },
     status(text) {

@@ -212,6 +212,11 @@ else
   # Type=notify: this waits until the hub reports READY (the broker listens) or fails.
   verb=start
   if systemctl is-active --quiet hub.service; then verb=restart; fi
+  # Every start counts towards StartLimitBurst=5 in 5 minutes, manual restarts included. systemd
+  # <= 254 forgets the count on daemon-reload (above); 255 and later keep it (Trixie has 257), so a
+  # user who restarted the hub a few times while editing the config would get "start of the service
+  # was attempted too often" from this upgrade. reset-failed clears the count.
+  systemctl reset-failed hub.service 2>/dev/null || true
   systemctl "$verb" hub.service || die "the service did not start; see: journalctl -u hub -n 50"
   say "the hub is running: 'sudo hub status', logs: 'journalctl -u hub -f'"
 fi
