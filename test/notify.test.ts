@@ -2,7 +2,6 @@
 // a fake clock; one integration test runs the real `systemd-notify` against a fake notify socket
 // (a python3 unix datagram receiver that, like PID 1, closes the fd of a BARRIER=1 message so that
 // systemd-notify's wait for the manager ends) and checks READY, WATCHDOG and STOPPING arrive.
-import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,7 +9,7 @@ import t from "tap";
 import { memoryLogger } from "../hub/log.js";
 import { createNotifier, defaultSpawn, type SpawnFn, watchdogInterval } from "../hub/notify.js";
 import { fakeClock } from "./support/fake-clock.js";
-import { killOnTeardown, spawnProcess } from "./support/spawn.js";
+import { notifySocket, notifySocketSkip } from "./support/notify-socket.js";
 
 const PID = 4242;
 
@@ -199,37 +198,13 @@ t.test("a blocked event loop is reported", async (t) => {
   t.same(f.sent(), ["READY=1", "WATCHDOG=1", "WATCHDOG=1"], "still fed: the hub is running again");
 });
 
-const python = "/usr/bin/python3";
-const integrationSkip = !["/usr/bin/systemd-notify", "/bin/systemd-notify"].some((p) => existsSync(p))
-  ? "systemd-notify is not installed (apt-get install systemd)"
-  : !existsSync(python)
-    ? "python3 is not installed (apt-get install python3-minimal): it plays the notify socket"
-    : false;
 
-t.test("integration: the real systemd-notify reaches a notify socket", { skip: integrationSkip }, async (t) => {
+t.test("integration: the real systemd-notify reaches a notify socket", { skip: notifySocketSkip }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "hub-notify-"));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const socketPath = join(dir, "notify");
   // PID 1 closes the fd sent with BARRIER=1 once it has read the message; systemd-notify waits for that.
-  const receiver = spawnProcess(python, [
-    "-u",
-    "-c",
-    `import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-print("listening", flush=True)
-while True:
-    data, anc, _flags, _addr = s.recvmsg(4096, socket.CMSG_SPACE(64))
-    for level, kind, payload in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            for i in range(0, len(payload) - len(payload) % 4, 4):
-                os.close(int.from_bytes(payload[i:i + 4], sys.byteorder))
-    print("msg " + data.decode().replace("\\n", "|"), flush=True)
-`,
-    socketPath,
-  ]);
-  killOnTeardown(t, receiver);
-  await receiver.waitFor("listening");
+  const receiver = await notifySocket(t, socketPath);
 
   const clock = fakeClock();
   const log = memoryLogger();

@@ -3,7 +3,6 @@
 // killed with the service's cgroup, so systemd never heard it. The notifier now sends an undelivered
 // STOPPING=1 once more, synchronously, from a process "exit" hook. Fakes for spawn, spawnSync and
 // the exit hook; one test runs the real systemd-notify synchronously against a fake notify socket.
-import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +10,7 @@ import t from "tap";
 import { memoryLogger } from "../../hub/log.js";
 import { createNotifier, defaultSpawnSync, EXIT_NOTIFY_TIMEOUT_MS, type SpawnFn, type SpawnSyncFn } from "../../hub/notify.js";
 import { fakeClock } from "../support/fake-clock.js";
-import { killOnTeardown, spawnProcess } from "../support/spawn.js";
+import { notifySocket, notifySocketSkip } from "../support/notify-socket.js";
 
 const PID = 4242;
 const env = { NOTIFY_SOCKET: "/run/systemd/notify" };
@@ -121,38 +120,13 @@ t.test("a failing synchronous STOPPING=1 is logged", async (t) => {
   t.match(log.lines.join("\n"), /systemd-notify failed.*STOPPING=1.*Failed to notify init system/);
 });
 
-const python = "/usr/bin/python3";
-const notifyBin = ["/usr/bin/systemd-notify", "/bin/systemd-notify"].some((p) => existsSync(p));
-const integrationSkip = !notifyBin
-  ? "systemd-notify is not installed (apt-get install systemd)"
-  : !existsSync(python)
-    ? "python3 is not installed (apt-get install python3-minimal): it plays the notify socket"
-    : false;
 
-t.test("integration: the real systemd-notify, run synchronously, reaches a notify socket", { skip: integrationSkip }, async (t) => {
+t.test("integration: the real systemd-notify, run synchronously, reaches a notify socket", { skip: notifySocketSkip }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "hub-notify-exit-"));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const socketPath = join(dir, "notify");
   // Plays PID 1: prints each datagram and closes the fd of BARRIER=1, which ends systemd-notify's wait.
-  const receiver = spawnProcess(python, [
-    "-u",
-    "-c",
-    `import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-print("listening", flush=True)
-while True:
-    data, anc, _flags, _addr = s.recvmsg(4096, socket.CMSG_SPACE(64))
-    for level, kind, payload in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            for i in range(0, len(payload) - len(payload) % 4, 4):
-                os.close(int.from_bytes(payload[i:i + 4], sys.byteorder))
-    print("msg " + data.decode().replace("\\n", "|"), flush=True)
-`,
-    socketPath,
-  ]);
-  killOnTeardown(t, receiver);
-  await receiver.waitFor("listening");
+  const receiver = await notifySocket(t, socketPath);
   const r = defaultSpawnSync("systemd-notify", [`--pid=${process.pid}`, "STOPPING=1"], { ...process.env, NOTIFY_SOCKET: socketPath }, EXIT_NOTIFY_TIMEOUT_MS);
   t.equal(r.code, 0, `systemd-notify exited 0 (its barrier was answered): ${r.stderr} ${r.error ?? ""}`);
   const msg = await receiver.waitFor(/^msg .*STOPPING=1/);
