@@ -6,7 +6,8 @@
 // object of a class (methods on the prototype, not closures), socket listeners are shared functions,
 // the parser and rule tables are shared by the whole broker (parsing is synchronous, one packet at a
 // time), and topic-alias maps are created only when a client uses aliases.
-import mqtt from "mqtt-packet";
+import type mqtt from "mqtt-packet";
+import { generatePacket } from "./mqtt-generate.js";
 import type { Duplex } from "node:stream";
 import { handleConnect } from "./connect.js";
 import type { BrokerCore } from "./core.js";
@@ -175,7 +176,7 @@ export class Connection implements Link {
   }
 
   send(packet: mqtt.Packet): void {
-    this.sendBuffer(mqtt.generate(packet, { protocolVersion: this.protocolVersion }));
+    this.sendBuffer(generatePacket(packet, { protocolVersion: this.protocolVersion }));
   }
 
   sendPublish(d: Delivery, id: number, dup: boolean): boolean {

@@ -1,6 +1,6 @@
 // Parses exactly one framed packet and returns the packet or a fault, never throwing and never
 // leaving an 'error' event unhandled (aedes #324/#612, GHSA-xxqp: uncaught throws around parse).
-// Common packets (PUBLISH, acks, PINGREQ, CONNECT, SUBSCRIBE, UNSUBSCRIBE) are decoded directly
+// Common packets (PUBLISH, acks, PINGREQ, CONNECT, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT) are decoded directly
 // (parse-connect.ts, parse-subscribe.ts); anything unusual goes to mqtt-packet's parser. Call it only
 // on bytes that passed the framer and the string walker.
 //
@@ -16,7 +16,7 @@
 // `settings` (internal, but the same object `parser(opts)` stores) is set before every parse: the
 // parser replaces it by the CONNECT packet it last parsed, and it decides whether v5 properties are
 // read. One frozen settings object per (level, bridge) keeps this allocation-free.
-import mqtt from "mqtt-packet";
+import { createRequire } from "node:module";
 import type { Packet, Parser } from "mqtt-packet";
 import type { ProtocolLevel } from "./framing.js";
 import { decodeConnect } from "./parse-connect.js";
@@ -31,6 +31,20 @@ export interface PacketParser {
    * mqtt-packet's bridge mode (CONNECT protocol level with bit 7 set) for 3.1.1 SUBSCRIBE options.
    */
   parse(buf: Buffer, level: ProtocolLevel, bridge?: boolean): Packet | ProtocolFault;
+}
+
+const require = createRequire(import.meta.url);
+type ParserFactory = () => Parser;
+let parserFactory: ParserFactory | undefined;
+
+/**
+ * A new mqtt-packet stream parser. Its module is loaded by the first packet the fast path leaves to
+ * it: with bl, readable-stream and debug it costs ~7 MB of RSS, which a hub whose clients send only
+ * what fastParse decodes never needs (issue 3, idle RSS).
+ */
+function newMqttParser(): Parser {
+  parserFactory ??= (require("mqtt-packet/parser.js") as { parser: ParserFactory }).parser;
+  return parserFactory();
 }
 
 interface ParserInternals {
@@ -89,12 +103,13 @@ export function createPacketParser(opts: PacketParserOptions = {}): PacketParser
     }
   };
   const fresh = (): Parser => {
-    const p = mqtt.parser();
+    const p = newMqttParser();
     p.on("packet", onPacket);
     p.on("error", onError);
     return p;
   };
-  let parser = fresh();
+  // Made at the first packet the fast path does not decode (see newMqttParser).
+  let parser: Parser | undefined;
 
   return {
     parse(buf: Buffer, level: ProtocolLevel, bridge = false): Packet | ProtocolFault {
@@ -105,6 +120,7 @@ export function createPacketParser(opts: PacketParserOptions = {}): PacketParser
       packet = undefined;
       error = undefined;
       hasError = false;
+      parser ??= fresh();
       (parser as unknown as ParserInternals).settings = SETTINGS[level * 2 + (bridge ? 1 : 0)];
       try {
         parser.parse(buf);
@@ -175,6 +191,7 @@ function fastParse(buf: Buffer, level: ProtocolLevel, bridge: boolean): Packet |
     return { cmd: "pingreq", retain: false, qos: 0, dup: false, length: 0, topic: null, payload: null } as unknown as Packet;
   }
   if (type === 1 || type === 8 || type === 10) return handshakePacket(buf, h, type, level, bridge);
+  if (type === 14) return disconnectPacket(buf, h, level);
   if (type !== 3) return undefined;
   const qos = (b0 >> 1) & 3;
   if (qos === 3) return undefined;
@@ -203,6 +220,23 @@ function fastParse(buf: Buffer, level: ProtocolLevel, bridge: boolean): Packet |
   };
   if (messageId !== undefined) packet.messageId = messageId;
   return packet as unknown as Packet;
+}
+
+/**
+ * DISCONNECT as clients normally send it: empty (3.1/3.1.1, and v5 for reason 0x00, §3.14.2.1) or
+ * v5 with reason 0x00 Normal or 0x04 Disconnect with Will Message and no properties. Other reason
+ * codes and properties (Session Expiry, reason string) go to mqtt-packet.
+ */
+function disconnectPacket(buf: Buffer, h: number, level: ProtocolLevel): Packet | undefined {
+  if (buf[0] !== 0xe0) return undefined;
+  const rl = buf.length - h;
+  if (level !== 5) {
+    if (rl !== 0) return undefined;
+    return { cmd: "disconnect", retain: false, qos: 0, dup: false, length: 0, topic: null, payload: null } as unknown as Packet;
+  }
+  const reasonCode = rl === 0 ? 0 : buf[h]!;
+  if (rl > 2 || (rl === 2 && buf[h + 1] !== 0) || (reasonCode !== 0x00 && reasonCode !== 0x04)) return undefined;
+  return { cmd: "disconnect", retain: false, qos: 0, dup: false, length: rl, topic: null, payload: null, reasonCode } as unknown as Packet;
 }
 
 /** CONNECT / SUBSCRIBE / UNSUBSCRIBE through their decoders; `undefined` when they find it unusual. */

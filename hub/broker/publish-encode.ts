@@ -3,7 +3,8 @@
 // protocol family and shared by every QoS 0 delivery; QoS 1/2 deliveries copy that template and
 // patch the packet identifier in place (it sits right after the topic: MQTT-3.3.2). Everything else
 // goes through mqtt-packet's generator.
-import mqtt from "mqtt-packet";
+import type mqtt from "mqtt-packet";
+import { generatePacket } from "./mqtt-generate.js";
 import type { PublishProperties, QoS } from "../contracts.js";
 
 /** A message as routed by the broker: immutable once routed; caches its encodings. */
@@ -126,5 +127,5 @@ export function encodePublish(m: RoutedMessage, o: PublishOpts): Buffer {
     messageId: o.qos > 0 ? o.messageId : undefined,
     properties,
   };
-  return mqtt.generate(packet, { protocolVersion: o.protocolVersion });
+  return generatePacket(packet, { protocolVersion: o.protocolVersion });
 }

@@ -65,3 +65,26 @@ t.test("publish, acks and pingreq decode like mqtt-packet", async (t) => {
     { seed: 7, numRuns: 1500 },
   );
 });
+
+t.test("DISCONNECT decodes like mqtt-packet, and what the fast path leaves goes to mqtt-packet", async (t) => {
+  const parser = createPacketParser();
+  const noFast = createPacketParser({ fastPath: false });
+  const cases: Array<[string, number[], 3 | 4 | 5]> = [
+    ["3.1.1 empty", [0xe0, 0x00], 4],
+    ["3.1 empty", [0xe0, 0x00], 3],
+    ["v5 empty (reason 0x00 implied)", [0xe0, 0x00], 5],
+    ["v5 reason 0x00", [0xe0, 0x01, 0x00], 5],
+    ["v5 reason 0x04 (with will)", [0xe0, 0x01, 0x04], 5],
+    ["v5 reason 0x04, empty properties", [0xe0, 0x02, 0x04, 0x00], 5],
+    ["v5 reason 0x8e (not a client's code: mqtt-packet's verdict)", [0xe0, 0x01, 0x8e], 5],
+    ["v5 session expiry property", [0xe0, 0x07, 0x00, 0x05, 0x11, 0x00, 0x00, 0x00, 0x3c], 5],
+    ["v5 reason string", [0xe0, 0x06, 0x00, 0x04, 0x1f, 0x00, 0x01, 0x78], 5],
+  ];
+  for (const [name, bytes, v] of cases) {
+    const buf = Buffer.from(bytes);
+    const ours = parser.parse(buf, v);
+    const ref = noFast.parse(buf, v);
+    t.same(ours, ref, name);
+    if (!isParseFault(ref)) t.same(ours, reference(buf, v), `${name}: same object as mqtt-packet's`);
+  }
+});
