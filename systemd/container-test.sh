@@ -22,6 +22,10 @@
 #   HUBTEST_KEEP=1                                 leave the container running afterwards
 #   HUBTEST_PROBE_EXTRA='PrivateDevices=yes'       [Service] lines added to hub.service for the
 #                                                  device checks (4b) only: shows they can fail
+#   HUBTEST_NPM_CI=1                               as a newcomer would: install build-essential and
+#                                                  python3 in the container and run `npm ci` there
+#                                                  (npm registry needed; native modules built from
+#                                                  source when no prebuilt binary can be fetched)
 #
 # Node: the container gets this machine's node and npm (the hub needs Node >= 20; bookworm's own
 # nodejs is 18), so the host should be a Debian of the same release or older glibc than the
@@ -54,7 +58,8 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 [ "$(id -u)" = 0 ] || die "run as root (it boots a container)"
 command -v apt-get >/dev/null || die "needs a Debian-like host (apt-get)"
-[ -f "$SRC/package.json" ] && [ -d "$SRC/node_modules" ] || die "run from a checkout with node_modules (npm ci)"
+[ -f "$SRC/package.json" ] || die "run from a checkout"
+[ "${HUBTEST_NPM_CI:-0}" = 1 ] || [ -d "$SRC/node_modules" ] || die "run from a checkout with node_modules (npm ci), or set HUBTEST_NPM_CI=1"
 HOST_NODE=$(command -v node) || die "node not found on this machine"
 HOST_NODE=$(readlink -f "$HOST_NODE")
 HOST_NPM=$(command -v npm) && HOST_NPM_DIR=$(cd "$(dirname "$(readlink -f "$HOST_NPM")")/.." && pwd) || die "npm not found"
@@ -93,7 +98,10 @@ chroot "$ROOT" useradd -m -u 1000 -s /bin/bash pi
 echo 'pi ALL=(ALL) NOPASSWD: ALL' >"$ROOT/etc/sudoers.d/010_pi-nopasswd"
 chmod 0440 "$ROOT/etc/sudoers.d/010_pi-nopasswd"
 mkdir -p "$ROOT/home/pi/hub"
-(cd "$SRC" && tar --exclude=./.git --exclude=./dist --exclude=./data -cf - .) | tar -xf - -C "$ROOT/home/pi/hub"
+NPM_CI=${HUBTEST_NPM_CI:-0}
+EXCLUDE_MODULES=()
+[ "$NPM_CI" = 1 ] && EXCLUDE_MODULES=(--exclude=./node_modules)
+(cd "$SRC" && tar --exclude=./.git --exclude=./dist --exclude=./data "${EXCLUDE_MODULES[@]}" -cf - .) | tar -xf - -C "$ROOT/home/pi/hub"
 chroot "$ROOT" chown -R pi:pi /home/pi/hub
 # The device probe (section 4b): run inside hub.service itself (ExecStartPost=, ExecReload= from a
 # runtime drop-in) and, as a baseline, as root in a plain transient unit. It prints one line per
@@ -129,6 +137,26 @@ for (const p of paths) {
 }
 out('end', 'end');
 EOF
+if [ "$NPM_CI" = 1 ]; then
+  # The README's Pi guide: build tools for native modules, then `npm ci` as the user.
+  echo "apt-get install build-essential python3, then npm ci in the container"
+  cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+  mount --bind /proc "$ROOT/proc"
+  chroot "$ROOT" apt-get install -y -qq build-essential python3 >>"$LOG" 2>&1
+  RC=$?
+  umount "$ROOT/proc"
+  [ "$RC" = 0 ] || die "apt-get install build-essential python3 failed in the container (see $LOG)"
+  # This machine reaches the npm registry through its own CA bundle (a proxy's CA may be in it), and
+  # node-gyp needs the headers of the node binary copied above (on a Pi they come with Node's package;
+  # here the headers download from nodejs.org may be unreachable). Both are taken from the host.
+  cp /etc/ssl/certs/ca-certificates.crt "$ROOT/usr/local/share/hubtest-host-ca.crt"
+  [ -d /usr/include/node ] && mkdir -p "$ROOT/usr/include" && cp -a /usr/include/node "$ROOT/usr/include/"
+  NPM_ENV='NODE_EXTRA_CA_CERTS=/usr/local/share/hubtest-host-ca.crt npm_config_cafile=/usr/local/share/hubtest-host-ca.crt'
+  [ -d /usr/include/node ] && NPM_ENV="$NPM_ENV npm_config_nodedir=/usr"
+  T0=$(now_ms)
+  chroot "$ROOT" su - pi -c "cd ~/hub && env $NPM_ENV npm ci" >>"$LOG" 2>&1 || die "npm ci failed in the container (see $LOG)"
+  note "npm ci took $(($(now_ms) - T0)) ms"
+fi
 echo "npm run build in the container"
 chroot "$ROOT" su - pi -c 'cd ~/hub && npm run build' >>"$LOG" 2>&1 || die "npm run build failed in the container (see $LOG)"
 
