@@ -6,7 +6,6 @@
 // loading is most of a start's CPU (10x slower on a Pi Zero) and every module loaded stays in RSS;
 // the bench's idlerss row measures it.
 import * as fs from "node:fs";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -162,7 +161,7 @@ function ruleTimers(config: Config, store: BrokerStore | undefined, clock: Clock
   const jsonFile = join(config.state_dir, "rules-timers.json");
   const json = jsonTimerStore(jsonFile, fs, log, () => clock.now());
   if (store === undefined) return json;
-  return sqliteTimerStore({ db: () => store.db, json, jsonFile, exists: existsSync, remove: (f) => fs.unlinkSync(f), log });
+  return sqliteTimerStore({ db: () => store.db, json, jsonFile, exists: fs.existsSync, remove: (f) => fs.unlinkSync(f), log });
 }
 
 export async function buildApp(deps: AppDeps): Promise<App> {
@@ -207,7 +206,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       limits: brokerLimits(config.broker.limits),
       // Each listener as configured (protocol, TLS files read again on SIGHUP: broker.reload()).
       listeners: config.broker.listeners,
-      readFile: (p) => readFileSync(p),
+      readFile: (p) => fs.readFileSync(p),
       sysIntervalMs: config.broker.sys_interval,
       version: deps.version,
       clock,
@@ -216,7 +215,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     });
     // Users and ACLs load before the broker listens (and before it restores wills and sessions).
     const auth = config.broker.auth;
-    if (auth) services.push((await import("./broker/auth/load.js")).createAuthService(auth, { core: broker.core, clock, log: log.child("broker/auth"), readFile: (f) => readFileSync(f, "utf8") }));
+    if (auth) services.push((await import("./broker/auth/load.js")).createAuthService(auth, { core: broker.core, clock, log: log.child("broker/auth"), readFile: (f) => fs.readFileSync(f, "utf8") }));
     services.push(broker);
     const b = broker;
     busFor = (name) => b.bus(name);
@@ -270,7 +269,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     let serial: ReturnType<typeof nodeSerial> = nodeSerial();
     if (config.hardware === "simulate") {
       const [{ createSimSerial }, { attachSimArduinos }] = await Promise.all([import("../drivers/io/sim/serial.js"), import("../drivers/io/sim/arduino-board.js")]);
-      const sim = createSimSerial({ clock, control: { dir: join(config.state_dir, "simulated-serial"), exists: (f) => existsSync(f) } });
+      const sim = createSimSerial({ clock, control: { dir: join(config.state_dir, "simulated-serial"), exists: (f) => fs.existsSync(f) } });
       attachSimArduinos(sim, arduinos, { clock, random });
       serial = sim;
       services.push({
@@ -332,8 +331,11 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       location: config.location,
       timeZone: config.location?.time_zone,
       // Read at start and again on SIGHUP; relative to the working directory, like state_dir.
-      loadRules: rulesDir === undefined ? undefined : (configRules) =>
-              loadRulesDir(rulesDir, { readdir: (d) => readdirSync(d), readFile: (f) => readFileSync(f, "utf8") }, configRules, {
+      loadRules:
+        rulesDir === undefined
+          ? undefined
+          : (configRules) =>
+              loadRulesDir(rulesDir, { readdir: (d) => fs.readdirSync(d), readFile: (f) => fs.readFileSync(f, "utf8") }, configRules, {
                 hasLocation: config.location !== undefined,
               }),
       // SIGHUP re-reads the config file for its rules; rules_dir and location stay as at start.

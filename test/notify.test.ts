@@ -198,12 +198,10 @@ t.test("a blocked event loop is reported", async (t) => {
   t.same(f.sent(), ["READY=1", "WATCHDOG=1", "WATCHDOG=1"], "still fed: the hub is running again");
 });
 
-
 t.test("integration: the real systemd-notify reaches a notify socket", { skip: notifySocketSkip }, async (t) => {
   const dir = await mkdtemp(join(tmpdir(), "hub-notify-"));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const socketPath = join(dir, "notify");
-  // PID 1 closes the fd sent with BARRIER=1 once it has read the message; systemd-notify waits for that.
   const receiver = await notifySocket(t, socketPath);
 
   const clock = fakeClock();

@@ -139,6 +139,8 @@ t.test("queryStatus reads $SYS and availability from a running broker", async (t
   await retain("home/probe/temperature", "21.5");
   await retain("home/bridge/cloud/status", "offline");
   await retain("home/bridge/cloud/queue_depth", "12");
+  await retain("home/rules/fan_on/last_run", JSON.stringify({ started: 1, finished: 2, result: "error" }));
+  await retain("home/rules/porch/last_run", "not json");
   const cfg = config({ base_topic: "home", bridges: [{ name: "cloud", url: "mqtt://127.0.0.1:1", topics: [{ pattern: "#" }] }], devices: [{ name: "probe", type: "simulated_sensor", quantities: { t: { start: 1, min: 0, max: 2, step: 1 } } }] });
   const r = await queryStatus(cfg, { clock: systemClock(), endpoint: { host: "127.0.0.1", port: b.port }, timeoutMs: 10_000 });
   if (!r.ok) throw new Error(r.message);
@@ -158,6 +160,10 @@ t.test("queryStatus reads $SYS and availability from a running broker", async (t
     ["queue_depth", "12"],
     ["status", "offline"],
   ]);
+  t.same([...(s.ruleResults ?? [])].sort(), [
+    ["fan_on", "error"],
+    ["porch", "unknown"],
+  ], "each rule's last_run result; an unreadable one is unknown");
 });
 
 t.test("nothing listening: not ok, exit 69, a message that says what to check", async (t) => {

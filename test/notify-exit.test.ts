@@ -7,10 +7,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
-import { memoryLogger } from "../../hub/log.js";
-import { createNotifier, defaultSpawnSync, EXIT_NOTIFY_TIMEOUT_MS, type SpawnFn, type SpawnSyncFn } from "../../hub/notify.js";
-import { fakeClock } from "../support/fake-clock.js";
-import { notifySocket, notifySocketSkip } from "../support/notify-socket.js";
+import { memoryLogger } from "../hub/log.js";
+import { createNotifier, defaultSpawnSync, EXIT_NOTIFY_TIMEOUT_MS, type SpawnFn, type SpawnSyncFn } from "../hub/notify.js";
+import { fakeClock } from "./support/fake-clock.js";
+import { notifySocket, notifySocketSkip } from "./support/notify-socket.js";
 
 const PID = 4242;
 const env = { NOTIFY_SOCKET: "/run/systemd/notify" };
