@@ -9,6 +9,7 @@
 // is small, rewritten whole, and an atomic replace (temp file, fsync, rename, fsync of the directory)
 // is crash-safe with no native module. The filesystem is injected: rules/ does no I/O of its own.
 import { createHash } from "node:crypto";
+import { dirname } from "node:path";
 import type { Cancel, Clock, Logger } from "../hub/contracts.js";
 import type { Value } from "./expressions.js";
 
@@ -79,6 +80,7 @@ export function isSavedTimer(x: unknown): x is SavedTimer {
     return (
       Array.isArray(t.path) &&
       t.path.every((p) => typeof p === "number" || typeof p === "string") &&
+      typeof t.started === "number" && // shown as a date when the run resumes: a missing one would throw at start
       (t.due === undefined || typeof t.due === "number") &&
       (t.queued === undefined || t.queued === true)
     );
@@ -91,7 +93,7 @@ export function isSavedTimer(x: unknown): x is SavedTimer {
  * refuse to boot over a store).
  */
 export function jsonTimerStore(file: string, fs: TimerFs, log: Logger, now: () => number): TimerStore {
-  const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) || "/" : ".";
+  const dir = dirname(file);
   return {
     load() {
       let text: string;
@@ -145,7 +147,7 @@ export function jsonTimerStore(file: string, fs: TimerFs, log: Logger, now: () =
   };
 }
 
-/** A store in memory, for `hub rules test` and tests. */
+/** A store in memory, for tests. */
 export function memoryTimerStore(initial: readonly SavedTimer[] = []): TimerStore & { saved: SavedTimer[]; saves: number } {
   const s = {
     saved: structuredClone([...initial]) as SavedTimer[],

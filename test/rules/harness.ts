@@ -1,7 +1,7 @@
 // Test harness for the rules engine: the real broker core (no sockets) on a fake clock, rules written
 // as YAML and checked by the real schema, and a recorder of everything published.
 import { parse } from "yaml";
-import type { Message } from "../../hub/contracts.js";
+import type { Clock, Logger, Message } from "../../hub/contracts.js";
 import { createBroker } from "../../hub/broker/broker.js";
 import { memoryLogger } from "../../hub/log.js";
 import { createRulesEngine, type RulesEngine } from "../../rules/engine.js";
@@ -35,21 +35,37 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
+/** The real broker core (no sockets) on `clock`, with a test client's publish and recorder. */
+export async function testBroker(clock: Clock, log: Logger) {
+  const broker = createBroker({ limits: defaultLimits(), listeners: [], sysIntervalMs: 0, version: "test", clock, log: log.child("broker") });
+  await broker.start();
+  const bus = broker.bus("test");
+  return {
+    broker,
+    bus,
+    /** Publishes as the test client, then lets what it causes settle. */
+    async publish(topic: string, payload: string, retain = false): Promise<void> {
+      await bus.publish({ topic, payload: Buffer.from(payload), qos: 0, retain });
+      await flush();
+    },
+    /** The payloads published on `filter` from now on, oldest first (a live list). */
+    async record(filter: string): Promise<string[]> {
+      const out: string[] = [];
+      await bus.subscribe(filter, (m) => out.push(m.payload.toString()));
+      return out;
+    },
+  };
+}
+
 export async function harness(
   yaml: string,
   opts: { start?: number; timeZone?: string; before?: (publish: Harness["publish"]) => Promise<void>; location?: { latitude: number; longitude: number }; status?: boolean; timers?: TimerStore } = {},
 ): Promise<Harness> {
   const clock = fakeClock(opts.start ?? MONDAY_NOON_UTC);
   const log = memoryLogger("debug");
-  const broker = createBroker({ limits: defaultLimits(), listeners: [], sysIntervalMs: 0, version: "test", clock, log: log.child("broker") });
-  await broker.start();
-  const bus = broker.bus("test");
+  const { broker, bus, publish } = await testBroker(clock, log);
   const seen: Message[] = [];
   await bus.subscribe("#", (m) => seen.push(m));
-  const publish = async (topic: string, payload: string, retain = false) => {
-    await bus.publish({ topic, payload: Buffer.from(payload), qos: 0, retain });
-    await flush();
-  };
   if (opts.before) await opts.before(publish);
   const engine = createRulesEngine({
     rules: rules(yaml),

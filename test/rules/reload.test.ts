@@ -3,16 +3,13 @@
 import * as fs from "node:fs";
 import { join } from "node:path";
 import t from "tap";
-import { createBroker } from "../../hub/broker/broker.js";
-import type { Message } from "../../hub/contracts.js";
 import { memoryLogger } from "../../hub/log.js";
 import { type ConfigRulesLoad, createRulesEngine as createEngine } from "../../rules/engine.js";
 import { loadRulesDir } from "../../rules/load.js";
-import { defaultLimits } from "../support/broker.js";
 import { fakeClock } from "../support/fake-clock.js";
 import { connect, end } from "../support/mqtt.js";
 import { freePort, killOnTeardown, spawnHub } from "../support/spawn.js";
-import { flush, rules } from "./harness.js";
+import { flush, rules, testBroker } from "./harness.js";
 
 const doorRule = `
 - id: door_open_too_long
@@ -34,15 +31,10 @@ t.test("reload: unchanged rules keep their timers, changed and new ones start, a
   const fs = { readdir: () => [...files.keys()], readFile: (p: string) => files.get(p.replace("/rules.d/", ""))! };
   const clock = fakeClock();
   const log = memoryLogger("debug");
-  const broker = createBroker({ limits: defaultLimits(), listeners: [], sysIntervalMs: 0, version: "test", clock, log: log.child("broker") });
-  await broker.start();
-  const bus = broker.bus("test");
-  const out: string[] = [];
-  await bus.subscribe("out", (m: Message) => out.push(m.payload.toString()));
-  const publish = async (topic: string, payload: string) => {
-    await bus.publish({ topic, payload: Buffer.from(payload), qos: 0, retain: true });
-    await flush();
-  };
+  const tb = await testBroker(clock, log);
+  const { broker } = tb;
+  const out = await tb.record("out");
+  const publish = (topic: string, payload: string) => tb.publish(topic, payload, true);
   const engine = createEngine({
     rules: [],
     bus: broker.bus("rules"),
@@ -103,15 +95,10 @@ t.test("invalid rules files at start: the engine does not start", async (t) => {
 t.test("SIGHUP re-reads the config file's rules; a rules file change does not; a bad config keeps the old rules", async (t) => {
   const clock = fakeClock();
   const log = memoryLogger("debug");
-  const broker = createBroker({ limits: defaultLimits(), listeners: [], sysIntervalMs: 0, version: "test", clock, log: log.child("broker") });
-  await broker.start();
-  const bus = broker.bus("test");
-  const out: string[] = [];
-  await bus.subscribe("out", (m: Message) => out.push(m.payload.toString()));
-  const press = async () => {
-    await bus.publish({ topic: "hub/button", payload: Buffer.from("x"), qos: 0, retain: false });
-    await flush();
-  };
+  const tb = await testBroker(clock, log);
+  const { broker } = tb;
+  const out = await tb.record("out");
+  const press = () => tb.publish("hub/button", "x");
   let config: ConfigRulesLoad = { ok: true, rules: rules(buttonRule("config v1")) };
   const files = new Map([["door.yaml", doorRule]]);
   let seenByDir: string[] = [];

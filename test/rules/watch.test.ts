@@ -7,15 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import t from "tap";
-import { createBroker } from "../../hub/broker/broker.js";
-import type { Message } from "../../hub/contracts.js";
 import { memoryLogger } from "../../hub/log.js";
 import { createRulesEngine } from "../../rules/engine.js";
 import { loadRulesDir, type WatchFn, watchRulesDir } from "../../rules/load.js";
-import { defaultLimits } from "../support/broker.js";
 import { fakeClock } from "../support/fake-clock.js";
 import { freePort, killOnTeardown, spawnHub } from "../support/spawn.js";
-import { flush } from "./harness.js";
+import { flush, testBroker } from "./harness.js";
 
 const buttonRule = (payload: string) => `- id: button
   triggers: [{ trigger: mqtt, topic: hub/button }]
@@ -61,15 +58,10 @@ t.test("the engine reloads once after a burst of file changes; a bad file keeps 
   const files = new Map([["button.yaml", buttonRule("v1")]]);
   const clock = fakeClock();
   const log = memoryLogger("debug");
-  const broker = createBroker({ limits: defaultLimits(), listeners: [], sysIntervalMs: 0, version: "test", clock, log: log.child("broker") });
-  await broker.start();
-  const bus = broker.bus("test");
-  const out: string[] = [];
-  await bus.subscribe("out", (m: Message) => out.push(m.payload.toString()));
-  const press = async () => {
-    await bus.publish({ topic: "hub/button", payload: Buffer.from("x"), qos: 0, retain: false });
-    await flush();
-  };
+  const tb = await testBroker(clock, log);
+  const { broker } = tb;
+  const out = await tb.record("out");
+  const press = () => tb.publish("hub/button", "x");
   const w = fakeWatch();
   const engine = createRulesEngine({
     rules: [],
