@@ -6,7 +6,7 @@
 // error: never published), the two status bits in the LSB masked (bit 1 says which quantity it is,
 // so a mixed-up answer is refused), and RH = −6 + 125·S/2^16, T = −46.85 + 175.72·S/2^16.
 import type { Device, DriverContext, DriverDefinition } from "./types.js";
-import { BAD_DATA, CRC_ERROR, chipName, command, errorCode, hex, hwError, openBus, readBytes, readWhenReady, wait, withRetry } from "./io/i2c.js";
+import { BAD_DATA, CRC_ERROR, chipName, command, crc8, errorCode, hex, hwError, openBus, readBytes, readWhenReady, wait, withRetry } from "./io/i2c.js";
 
 /** Measurement resolution: RH bits / T bits (user register bits 7 and 0). */
 export type Htu21dResolution = "rh12_t14" | "rh8_t12" | "rh10_t13" | "rh11_t11";
@@ -37,14 +37,9 @@ export const RESOLUTIONS: Record<Htu21dResolution, { bits: number; rhMs: number;
 };
 const RESOLUTION_MASK = 0x81;
 
-/** CRC-8 of the HTU21D: polynomial 0x31, initial value 0x00 (datasheet "CRC checksum"; 0xDC → 0x79). */
+/** CRC-8 of the HTU21D: Sensirion's polynomial 0x31 but initial value 0x00 (datasheet "CRC checksum"; 0xDC → 0x79). */
 export function htu21dCrc(bytes: ArrayLike<number>): number {
-  let crc = 0x00;
-  for (let i = 0; i < bytes.length; i++) {
-    crc ^= bytes[i]!;
-    for (let b = 0; b < 8; b++) crc = crc & 0x80 ? ((crc << 1) ^ 0x31) & 0xff : (crc << 1) & 0xff;
-  }
-  return crc;
+  return crc8(bytes, 0x00);
 }
 
 /**

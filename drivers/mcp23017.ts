@@ -116,16 +116,22 @@ export function mcp23017Gpio(cfg: Mcp23017Config, deps: Mcp23017Deps): GpioProvi
     return buf[0]! | (buf[1]! << 8);
   };
 
+  // Every read of GPIOA/B goes through here, whoever asked for it (a poll, the interrupt, a line's
+  // read(), a new input): a change it is the first to see must reach that pin's debouncer, or the
+  // next poll compares against it and the edge is lost (the read also cleared the interrupt).
+  const takeLevels = (now: number) => {
+    const changed = now ^ levels;
+    levels = now;
+    for (const l of inputs.values()) if (changed & (1 << l.pin)) l.db.edge();
+  };
+
   const poll = async () => {
     if (polling || !bus) return;
     polling = true;
     try {
-      const now = await readLevels(bus);
-      const changed = now ^ levels;
-      levels = now;
+      takeLevels(await readLevels(bus));
       if (failing) log.info("MCP23017 answers again", { chip: who });
       failing = false;
-      for (const l of inputs.values()) if (changed & (1 << l.pin)) l.db.edge();
     } catch (err) {
       // Logged on the transition only; the lines' read() reports it to devices with a heartbeat.
       if (!failing) log.warn("MCP23017 input read failed; retrying every poll", { chip: who, error: describe(err) });
@@ -174,7 +180,7 @@ export function mcp23017Gpio(cfg: Mcp23017Config, deps: Mcp23017Deps): GpioProvi
           shadow.gpinten = setBit(shadow.gpinten, pin, true);
           await writePort(b, MCP.GPINTENA, shadow.gpinten, pin);
         }
-        levels = await readLevels(b);
+        takeLevels(await readLevels(b));
       } catch (err) {
         throw fail(err);
       }
@@ -202,7 +208,7 @@ export function mcp23017Gpio(cfg: Mcp23017Config, deps: Mcp23017Deps): GpioProvi
         bcm: pin,
         async read() {
           try {
-            levels = await readLevels(b);
+            takeLevels(await readLevels(b));
           } catch (err) {
             throw fail(err);
           }

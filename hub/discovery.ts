@@ -236,6 +236,8 @@ export function createDiscovery(deps: DiscoveryDeps): Service & { update(d: Disc
   // Devices whose entities are learnt at run time (an Arduino's banner) are replaced by update().
   let devices = [...deps.devices];
   let started: { hubId: string; text: string } | undefined;
+  // Boards can come online together: their updates' writes of the state file (one .tmp) take turns.
+  let saving: Promise<unknown> = Promise.resolve();
 
   const publish = (topic: string, payload: string) => bus.publish({ topic, payload: Buffer.from(payload), qos: 1, retain: true });
   const announce = async () => {
@@ -288,12 +290,17 @@ export function createDiscovery(deps: DiscoveryDeps): Service & { update(d: Disc
       messages = [...messages.filter((m) => !fresh.some((f) => f.id === m.id)), ...fresh];
       await Promise.all(fresh.map((m) => publish(m.topic, JSON.stringify(m.payload))));
       log.info("announced to Home Assistant", { device: d.name, entities: fresh.length });
-      const next = `${JSON.stringify({ hub_id: started.hubId, announced: Object.fromEntries(messages.map((m) => [m.id, m.topic])) } satisfies DiscoveryState, null, 2)}\n`;
-      if (next !== started.text) {
+      const s = started;
+      const save = saving.then(async () => {
+        // Built when its turn comes, so the last write holds every update made so far.
+        const next = `${JSON.stringify({ hub_id: s.hubId, announced: Object.fromEntries(messages.map((m) => [m.id, m.topic])) } satisfies DiscoveryState, null, 2)}\n`;
+        if (next === s.text) return;
         await writeFile(`${file}.tmp`, next);
         await rename(`${file}.tmp`, file);
-        started.text = next;
-      }
+        s.text = next;
+      });
+      saving = save.catch(() => {});
+      await save;
     },
   };
 }

@@ -16,6 +16,7 @@ import { Readable } from "node:stream";
 import type { IPublishPacket, IStore, Packet } from "mqtt";
 import type { Logger } from "../contracts.js";
 import { decodeProps, encodeProps, type Queue } from "./queue.js";
+import { sessionWriter } from "./session-store.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS qos2_in (
@@ -51,18 +52,7 @@ export function openIncomingStore(queue: Queue, opts: { log: Logger; keep: boole
     if (r.props !== null) p.properties = decodeProps(r.props) as IPublishPacket["properties"];
     packets.set(r.message_id, p);
   }
-  let failing = false;
-  const write = (what: string, fn: () => void) => {
-    if (!db.open) return;
-    try {
-      fn();
-      failing = false;
-    } catch (err) {
-      // Disk full or similar: still exactly-once in memory, only not across a crash.
-      if (!failing) opts.log.error(`cannot write the bridge's inbound session (${what}); QoS 2 from upstream is not crash-safe until it can`, { file: queue.path, error: err });
-      failing = true;
-    }
-  };
+  const write = sessionWriter(queue, opts.log, "the bridge's inbound session", "QoS 2 from upstream");
 
   const store: IncomingStore = {
     orphans: () => [...packets.values()],

@@ -43,6 +43,25 @@ export interface SessionStore extends IStore {
 type Stored = Packet & { messageId?: number };
 
 /**
+ * Runs writes to a session table in the queue's file. A failure (disk full or similar) is logged
+ * once until a write works again, and not thrown: the session stays exactly-once in memory, only
+ * not across a crash. Writes after the file was closed are skipped.
+ */
+export function sessionWriter(queue: Queue, log: Logger, table: string, risk: string): (what: string, fn: () => void) => void {
+  let failing = false;
+  return (what, fn) => {
+    if (!queue.db.open) return;
+    try {
+      fn();
+      failing = false;
+    } catch (err) {
+      if (!failing) log.error(`cannot write ${table} (${what}); ${risk} is not crash-safe until it can`, { file: queue.path, error: err });
+      failing = true;
+    }
+  };
+}
+
+/**
  * Opens the store on the queue's file. `keep: false` (clean_start: the remote forgets our session)
  * empties the table instead of restoring it: resending under old ids would mean nothing there.
  */
@@ -66,19 +85,7 @@ export function openSessionStore(queue: Queue, opts: { v5: boolean; log: Logger;
   const restored: RestoredFlight[] = [];
   let seq = 0;
   let pendingRow: number | undefined;
-  let failing = false;
-
-  const write = (what: string, fn: () => void) => {
-    if (!db.open) return;
-    try {
-      fn();
-      failing = false;
-    } catch (err) {
-      // Disk full or similar: the session stays exactly-once in memory, only not across a crash.
-      if (!failing) opts.log.error(`cannot write the bridge session (${what}); QoS 2 in flight is not crash-safe until it can`, { file: queue.path, error: err });
-      failing = true;
-    }
-  };
+  const write = sessionWriter(queue, opts.log, "the bridge session", "QoS 2 in flight");
 
   for (const r of all.all()) {
     seq = Math.max(seq, r.seq);

@@ -6,18 +6,13 @@
 import type { IPublishPacket } from "mqtt";
 import t, { type Test } from "tap";
 import { openIncomingStore } from "../../hub/bridge/incoming-store.js";
-import { openQueue, type Queue } from "../../hub/bridge/queue.js";
 import { memoryLogger } from "../../hub/log.js";
-import { fakeClock } from "../support/fake-clock.js";
 import { connect, end } from "../support/mqtt.js";
 import { type Cloud, missingTools, startMosquitto } from "./fixtures/cloud.js";
-import { harness, tempDir, until } from "./fixtures/harness.js";
+import { harness, tempDir, testQueue, until } from "./fixtures/harness.js";
 import { packetFilter } from "./fixtures/mqtt-frames.js";
 
 const PUBREL = 6;
-
-const open = (path: string): Queue =>
-  openQueue(path, { maxMessages: 1000, maxBytes: 1 << 20, policy: "drop_oldest", synchronous: "normal" }, { clock: fakeClock(), log: memoryLogger() });
 
 const publish = (messageId: number, topic: string, props?: IPublishPacket["properties"]): IPublishPacket => {
   const p: IPublishPacket = { cmd: "publish", topic, payload: Buffer.from(`p${messageId}`), qos: 2, retain: false, dup: false, messageId };
@@ -30,7 +25,7 @@ const get = (s: ReturnType<typeof openIncomingStore>, messageId: number) =>
 
 t.test("the store: a PUBLISH is on disk before PUBREC, found again after a restart, gone after del", async (t) => {
   const path = `${tempDir(t)}/q.db`;
-  const q = open(path);
+  const q = testQueue(path);
   const s = openIncomingStore(q, { log: memoryLogger(), keep: true });
   t.equal(s.size(), 0);
   let acked = 0;
@@ -40,7 +35,7 @@ t.test("the store: a PUBLISH is on disk before PUBREC, found again after a resta
   s.del({ cmd: "pubrel", messageId: 4 } as never, () => {});
   q.close(); // the "crash"
 
-  const q2 = open(path);
+  const q2 = testQueue(path);
   const s2 = openIncomingStore(q2, { log: memoryLogger(), keep: true });
   t.equal(s2.size(), 1);
   t.match(await get(s2, 3), { topic: "c/a/set", qos: 2, messageId: 3, properties: { userProperties: { k: "v" } } }, "rebuilt from disk");
@@ -53,7 +48,7 @@ t.test("the store: a PUBLISH is on disk before PUBREC, found again after a resta
   );
   q2.close();
 
-  const q3 = open(path);
+  const q3 = testQueue(path);
   t.equal(openIncomingStore(q3, { log: memoryLogger(), keep: false }).size(), 0, "clean_start: nothing is kept");
   q3.close();
 });

@@ -3,16 +3,14 @@
 // stuck in flight, with order kept per topic.
 import t, { type Test } from "tap";
 import { liveLane } from "../../hub/bridge/live-lane.js";
-import { openQueue, type Queue } from "../../hub/bridge/queue.js";
-import { memoryLogger } from "../../hub/log.js";
-import { fakeClock } from "../support/fake-clock.js";
+import type { Queue } from "../../hub/bridge/queue.js";
 import { collect, connect, end } from "../support/mqtt.js";
 import { type Cloud, missingTools, startMosquitto } from "./fixtures/cloud.js";
-import { harness, tempDir, until } from "./fixtures/harness.js";
+import { harness, tempDir, testQueue, until } from "./fixtures/harness.js";
 import { packetFilter } from "./fixtures/mqtt-frames.js";
 
 const open = (t: Test): Queue => {
-  const q = openQueue(`${tempDir(t)}/q.db`, { maxMessages: 1000, maxBytes: 1 << 20, policy: "drop_oldest", synchronous: "normal" }, { clock: fakeClock(), log: memoryLogger() });
+  const q = testQueue(`${tempDir(t)}/q.db`);
   t.teardown(() => q.close());
   return q;
 };

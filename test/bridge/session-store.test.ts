@@ -4,17 +4,12 @@
 // same state_dir: the upstream subscriber gets every message exactly once.
 import type { IPublishPacket, Packet } from "mqtt";
 import t from "tap";
-import { openQueue, type Queue } from "../../hub/bridge/queue.js";
-import { openSessionStore } from "../../hub/bridge/session-store.js";
+import { openSessionStore, sessionWriter } from "../../hub/bridge/session-store.js";
 import { memoryLogger } from "../../hub/log.js";
-import { fakeClock } from "../support/fake-clock.js";
 import { collect, connect, end } from "../support/mqtt.js";
 import { type Cloud, missingTools, startMosquitto } from "./fixtures/cloud.js";
-import { harness, tempDir, until } from "./fixtures/harness.js";
+import { harness, tempDir, testQueue, until } from "./fixtures/harness.js";
 import { PUBCOMP, PUBLISH, packetFilter } from "./fixtures/mqtt-frames.js";
-
-const open = (path: string): Queue =>
-  openQueue(path, { maxMessages: 1000, maxBytes: 1 << 20, policy: "drop_oldest", synchronous: "normal" }, { clock: fakeClock(), log: memoryLogger() });
 
 const publish = (messageId: number, topic: string): IPublishPacket => ({ cmd: "publish", topic, payload: Buffer.from("p"), qos: 2, retain: false, dup: false, messageId });
 
@@ -26,7 +21,7 @@ async function read(s: ReturnType<typeof openSessionStore>): Promise<Packet[]> {
 
 t.test("the store: PUBLISH recorded before sending, PUBREC removes the row in the same commit, restart resumes", async (t) => {
   const path = `${tempDir(t)}/q.db`;
-  const q = open(path);
+  const q = testQueue(path);
   for (const topic of ["a", "b", "c"]) q.append({ topic, payload: Buffer.from("p"), qos: 2, retain: false });
   q.flush();
   const [ra, rb, rc] = q.peek(0, 3);
@@ -48,7 +43,7 @@ t.test("the store: PUBLISH recorded before sending, PUBREC removes the row in th
   );
   q.close(); // the "crash": nothing else is written
 
-  const q2 = open(path);
+  const q2 = testQueue(path);
   const s2 = openSessionStore(q2, { v5: true, log: memoryLogger(), keep: true });
   t.same(s2.restored, [
     { messageId: 7, rowId: ra!.id, cmd: "pubrel" },
@@ -59,12 +54,32 @@ t.test("the store: PUBLISH recorded before sending, PUBREC removes the row in th
   t.equal(again.length, 2, "QoS 1 is not kept across a restart (its row is simply sent again)");
   q2.close();
 
-  const q3 = open(path);
+  const q3 = testQueue(path);
   t.same(openSessionStore(q3, { v5: true, log: memoryLogger(), keep: false }).restored, [], "clean_start: nothing is resumed");
   q3.close();
-  const q4 = open(path);
+  const q4 = testQueue(path);
   t.same(openSessionStore(q4, { v5: true, log: memoryLogger(), keep: true }).restored, [], "and the table was emptied");
   q4.close();
+});
+
+t.test("a failing session write is logged once until a write works again, never thrown", async (t) => {
+  const q = testQueue(`${tempDir(t)}/q.db`);
+  const log = memoryLogger();
+  const write = sessionWriter(q, log, "the bridge session", "QoS 2 in flight");
+  const full = () => {
+    throw new Error("SQLITE_FULL: database or disk is full");
+  };
+  write("publish", full);
+  write("pubrec", full);
+  t.equal(log.lines.filter((l) => /ERROR/.test(l)).length, 1, "logged once while it keeps failing");
+  t.match(log.lines.join("\n"), /cannot write the bridge session \(publish\); QoS 2 in flight is not crash-safe until it can/);
+  let ran = 0;
+  write("pubcomp", () => ran++);
+  write("publish", full);
+  t.equal(log.lines.filter((l) => /ERROR/.test(l)).length, 2, "logged again after a write worked");
+  q.close();
+  write("publish", () => ran++);
+  t.equal(ran, 1, "nothing is written once the file is closed");
 });
 
 const missing = missingTools();

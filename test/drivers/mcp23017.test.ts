@@ -145,6 +145,32 @@ t.test("backend: INTA on a Pi pin wakes a read at once", async (t) => {
   t.equal(pi.mode(22), undefined, "interrupt line released with the last input");
 });
 
+t.test("backend: a change first seen by another pin's read() still reaches its watchers", async (t) => {
+  const { clock, bus, ctx } = rig();
+  const chip = createMcp23017();
+  bus.attach(0x20, chip);
+  const mcp = mcp23017Gpio({ name: "x", bus: 1, address: 0x20, pollMs: 50 }, { clock, log: ctx.log, i2c: ctx.i2c });
+  const door = await settle(clock, mcp.openInput(0, { debounceMs: 0 }));
+  const other = await settle(clock, mcp.openInput(1, { debounceMs: 0 }));
+  const seen: boolean[] = [];
+  door.watch((v) => seen.push(v));
+  chip.drive(0, 0); // the door opens between two polls...
+  t.equal(await other.read(), true, "...and another device's heartbeat reads the port first");
+  for (let i = 0; i < 100; i++) {
+    clock.advance(1);
+    await tick();
+  }
+  t.same(seen, [false], "the door's change is reported, not swallowed by the other read");
+  chip.drive(0, 1);
+  for (let i = 0; i < 100; i++) {
+    clock.advance(1);
+    await tick();
+  }
+  t.same(seen, [false, true], "and its debouncer is in step for the next change");
+  await door.close();
+  await other.close();
+});
+
 t.test("devices: gpio_input and gpio_output on expander pins", async (t) => {
   const { clock, bus, ctx } = rig();
   const chip = createMcp23017();

@@ -132,3 +132,17 @@ export async function advanceUntil<T>(clock: { advance(ms: number): void }, p: P
   }
   return p;
 }
+
+/**
+ * Moves the fake clock `steps` × `stepMs`, letting the link's timers and real I/O run between steps;
+ * returns how many opens `io` recorded meanwhile (while the device path is missing the link only
+ * polls for it: none).
+ */
+export async function opensWhile(clock: { advance(ms: number): void }, io: ReturnType<typeof eventLog<string>>, steps = 5, stepMs = 4000): Promise<number> {
+  const before = io.events.filter((e) => e === "open").length;
+  for (let i = 0; i < steps; i++) {
+    clock.advance(stepMs);
+    await new Promise((res) => setImmediate(res));
+  }
+  return io.events.filter((e) => e === "open").length - before;
+}
