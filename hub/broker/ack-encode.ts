@@ -4,6 +4,7 @@
 // buffer in well under a microsecond, which is what connection handshakes/s is made of.
 // Packets with anything else (user properties, reason strings on success...) go to mqtt-packet.
 // Layouts: MQTT 5 §3.2 (CONNACK), §3.9 (SUBACK), §3.11 (UNSUBACK); 3.1.1 §3.2, §3.9, §3.11.
+import { vbiLength, writeVbi } from "./publish-encode.js";
 
 /** The CONNACK properties the broker sends (MQTT 5 §3.2.2.3). */
 export interface ConnackProps {
@@ -24,20 +25,6 @@ const REASON_STRING = 0x1f;
 const RECEIVE_MAXIMUM = 0x21;
 const TOPIC_ALIAS_MAXIMUM = 0x22;
 const MAXIMUM_PACKET_SIZE = 0x27;
-
-function vbiLength(n: number): number {
-  return n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4;
-}
-
-function writeVbi(buf: Buffer, at: number, n: number): number {
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    buf[at++] = byte;
-  } while (n > 0);
-  return at;
-}
 
 /** Bytes of one UTF-8 string property (identifier, length prefix, bytes), or 0 when absent. */
 function strPropLength(s: string | undefined): number {

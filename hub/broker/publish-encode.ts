@@ -35,8 +35,20 @@ export interface PublishOpts {
   now: number;
 }
 
-function vbiLength(n: number): number {
+/** Bytes of a Variable Byte Integer (MQTT 5 §1.5.5) holding `n`; ack-encode.ts uses it too. */
+export function vbiLength(n: number): number {
   return n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 4;
+}
+
+/** Writes `n` as a Variable Byte Integer at `at`; returns the offset after it. */
+export function writeVbi(buf: Buffer, at: number, n: number): number {
+  do {
+    let byte = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) byte |= 0x80;
+    buf[at++] = byte;
+  } while (n > 0);
+  return at;
 }
 
 /** The PUBLISH properties to forward, with Message Expiry set to what is left (MQTT-3.3.2-6). */
@@ -62,15 +74,8 @@ function encodeSimple(m: RoutedMessage, v5: boolean, retain: boolean, withId: bo
   // Variable header: topic (2 + n), packet id (QoS > 0 only: 2, filled per delivery), v5 property length (1: zero).
   const remaining = 2 + topicLen + (withId ? 2 : 0) + (v5 ? 1 : 0) + m.payload.length;
   const buf = Buffer.allocUnsafe(1 + vbiLength(remaining) + remaining);
-  let o = 0;
-  buf[o++] = 0x30 | (retain ? 1 : 0);
-  let n = remaining;
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    buf[o++] = b;
-  } while (n > 0);
+  buf[0] = 0x30 | (retain ? 1 : 0);
+  let o = writeVbi(buf, 1, remaining);
   buf.writeUInt16BE(topicLen, o);
   o += 2;
   o += buf.write(m.topic, o);

@@ -5,6 +5,7 @@
 // the certificate and fail only at the first handshake. The peer identity helper is here too.
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import type { PeerCertificate, SecureContextOptions, TLSSocket } from "node:tls";
+import { errnoOf } from "./auth/file-check.js";
 import type { ListenerTlsConfig } from "./listener-schema.js";
 
 /** Reads a whole file; throws a NodeJS.ErrnoException on failure. Injected (tests, `hub check`). */
@@ -20,11 +21,6 @@ export interface TlsFileProblem {
 }
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
-function errno(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e?.code ?? (e instanceof Error ? e.message : String(err));
-}
 
 /** The certificates of a PEM file, or a problem. */
 function certificates(text: string): X509Certificate[] | string {
@@ -59,7 +55,7 @@ export function readTlsMaterial(tls: ListenerTlsConfig, readFile: ReadFile): { o
     try {
       return readFile(file).toString();
     } catch (err) {
-      problems.push({ field, file, problem: `cannot read it (${errno(err)})` });
+      problems.push({ field, file, problem: `cannot read it (${errnoOf(err)})` });
       return undefined;
     }
   };

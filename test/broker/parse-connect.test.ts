@@ -8,7 +8,7 @@ import { decodeConnect } from "../../hub/broker/parse-connect.js";
 import { UNUSUAL } from "../../hub/broker/parse-reader.js";
 import { createPacketParser, isParseFault } from "../../hub/broker/parse.js";
 import { bytes, pkt, str, vbi } from "../support/bytes.js";
-import { headerLength, mutateBody, referenceParse, samePacket } from "../support/packet-reference.js";
+import { headerLength, mutateBody, mutationsArb, referenceParse, samePacket, truncateArb } from "../support/packet-reference.js";
 
 /** The fast path's answer: a packet, or undefined where it hands over to mqtt-packet. */
 function fast(buf: Buffer): mqtt.Packet | undefined {
@@ -196,10 +196,6 @@ t.test("random valid CONNECTs: the fast path decodes every one, exactly as mqtt-
   // The rest: an empty client id with clean session 0, or on 3.1, which mqtt-packet will not encode.
   t.ok(encoded > 2000, `most cases encodable (${encoded})`);
 });
-
-// Few mutations and rare truncation, so that a fair share of the damaged packets still decodes.
-const mutationsArb = fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 });
-const truncateArb = fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.nat() });
 
 t.test("mutated CONNECTs: whatever the fast path decodes, mqtt-packet decodes the same", async (t) => {
   const seen = { fast: 0, fallback: 0 };

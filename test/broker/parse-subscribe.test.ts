@@ -9,7 +9,7 @@ import { UNUSUAL } from "../../hub/broker/parse-reader.js";
 import { decodeSubscribe, decodeUnsubscribe } from "../../hub/broker/parse-subscribe.js";
 import { createPacketParser, isParseFault } from "../../hub/broker/parse.js";
 import { pkt, str } from "../support/bytes.js";
-import { headerLength, mutateBody, referenceParse, samePacket } from "../support/packet-reference.js";
+import { headerLength, mutateBody, mutationsArb, referenceParse, samePacket, truncateArb } from "../support/packet-reference.js";
 
 /** The fast path's answer: a packet, or undefined where it hands over to mqtt-packet. */
 function fast(buf: Buffer, level: ProtocolLevel): mqtt.Packet | undefined {
@@ -143,9 +143,6 @@ t.test("random valid SUBSCRIBE/UNSUBSCRIBE: the fast path decodes every one, exa
   );
   t.ok(encoded > 2500, `most cases encodable (${encoded})`);
 });
-
-const mutationsArb = fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 });
-const truncateArb = fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.nat() });
 
 t.test("mutated SUBSCRIBE/UNSUBSCRIBE: whatever the fast path decodes, mqtt-packet decodes the same", async (t) => {
   const seen = { fast: 0, fallback: 0 };

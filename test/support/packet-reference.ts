@@ -2,6 +2,7 @@
 // reference): decode one framed packet with a fresh mqtt-packet parser, compare two decoded packets
 // exactly (keys and their order, value types, Buffers by content, null-prototype objects), and
 // re-frame a mutated packet body so its fixed header stays consistent.
+import fc from "fast-check";
 import mqtt from "mqtt-packet";
 import { pkt } from "./bytes.js";
 
@@ -67,3 +68,7 @@ export function mutateBody(buf: Buffer, mutations: ReadonlyArray<readonly [numbe
   if (truncate !== undefined) body = body.subarray(0, truncate % (body.length + 1));
   return pkt(buf[0]!, body);
 }
+
+/** mutateBody's inputs for property tests: few mutations and rare truncation, so that a fair share of the damaged packets still decodes. */
+export const mutationsArb = fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 });
+export const truncateArb = fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.nat() });

@@ -4,7 +4,7 @@
 // log; it never falls back to "allow all" (checklist G12, CVE-2017-7652).
 import type { Clock, Logger, Service } from "../../contracts.js";
 import type { BrokerCore } from "../core.js";
-import { type AclRule, createAcl, parseAclFile } from "./acl.js";
+import { createAcl, parseAclFile } from "./acl.js";
 import { createAuthenticator, type Authenticator, type Policy } from "./authenticate.js";
 import { errnoOf } from "./file-check.js";
 import { parsePasswordFile } from "./passwd.js";
@@ -13,32 +13,25 @@ import type { AuthConfig } from "./schema.js";
 
 export type PolicyLoad = { ok: true; policy: Policy; users: number; rules: number } | { ok: false; problems: string[] };
 
+type Parsed = { ok: true } | { ok: false; problems: ReadonlyArray<{ line: number; col: number; message: string }> };
+
+/** Reads and parses one file; what is wrong goes to `problems` (file:line:col, or why it cannot be read). */
+function parseFile<R extends Parsed>(file: string, what: string, readFile: (path: string) => string, parse: (text: string) => R, problems: string[]): Extract<R, { ok: true }> | undefined {
+  try {
+    const r = parse(readFile(file));
+    if (r.ok) return r as Extract<R, { ok: true }>;
+    for (const p of r.problems) problems.push(`${file}:${p.line}:${p.col}: ${p.message}`);
+  } catch (err) {
+    problems.push(`${file}: cannot read the ${what} (${errnoOf(err)})`);
+  }
+  return undefined;
+}
 
 /** Reads and checks every file; problems are `file:line:col: expected ..., found ...` (or `file: cannot read ...`). */
 export function loadPolicy(cfg: AuthConfig, readFile: (path: string) => string): PolicyLoad {
   const problems: string[] = [];
-  let passwords: Policy["passwords"];
-  if (cfg.passwd_file !== undefined) {
-    const file = cfg.passwd_file;
-    try {
-      const r = parsePasswordFile(readFile(file));
-      if (r.ok) passwords = r.users;
-      else for (const p of r.problems) problems.push(`${file}:${p.line}:${p.col}: ${p.message}`);
-    } catch (err) {
-      problems.push(`${file}: cannot read the password file (${errnoOf(err)})`);
-    }
-  }
-  let rules: AclRule[] | undefined;
-  if (cfg.acl_file !== undefined) {
-    const file = cfg.acl_file;
-    try {
-      const r = parseAclFile(readFile(file));
-      if (r.ok) rules = r.rules;
-      else for (const p of r.problems) problems.push(`${file}:${p.line}:${p.col}: ${p.message}`);
-    } catch (err) {
-      problems.push(`${file}: cannot read the ACL file (${errnoOf(err)})`);
-    }
-  }
+  const passwords = cfg.passwd_file === undefined ? undefined : parseFile(cfg.passwd_file, "password file", readFile, parsePasswordFile, problems)?.users;
+  let rules = cfg.acl_file === undefined ? undefined : parseFile(cfg.acl_file, "ACL file", readFile, parseAclFile, problems)?.rules;
   if (cfg.acl !== undefined) {
     rules ??= [];
     for (const r of cfg.acl) {

@@ -2,7 +2,7 @@
 // remote address, or for one client id, within `windowMs` ban that key for `banMs`. A banned key is
 // refused before any hashing, so a password-guessing loop costs the hub a map lookup per attempt.
 // Bounded: at most `maxKeys` keys are tracked; when full, stale ones are dropped, then the oldest.
-// The same counter limits reconnect flapping (core.ts: every CONNECT of a client id counts).
+// The same counter limits reconnect flapping (flapping.ts: every accepted CONNECT of a client id counts).
 import type { Clock, Logger } from "../../contracts.js";
 
 export interface RateLimitOptions {

@@ -55,19 +55,7 @@ export interface OpenOptions {
   maxPageCount?: number;
 }
 
-export function isCorruption(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return (
-    code === "SQLITE_CORRUPT" ||
-    code === "SQLITE_NOTADB" ||
-    code === "SQLITE_CORRUPT_INDEX" ||
-    code === "SQLITE_CORRUPT_SEQUENCE" ||
-    code === "SQLITE_CORRUPT_VTAB" ||
-    (err instanceof Error && err.message.startsWith("integrity check failed"))
-  );
-}
-
-/** SQLITE_FULL, SQLITE_IOERR_* or ENOSPC: the disk (not the data) is the problem; retry later. */
+/** SQLITE_FULL, SQLITE_IOERR_*, ENOSPC or SQLITE_CANTOPEN: the disk (not the data) is the problem; retry later. */
 export function isWriteFault(err: unknown): boolean {
   const code = String((err as { code?: unknown }).code ?? "");
   return code === "SQLITE_FULL" || code.startsWith("SQLITE_IOERR") || code === "ENOSPC" || code === "SQLITE_CANTOPEN";
@@ -140,7 +128,7 @@ export function openAndLoad<T>(path: string, o: OpenOptions, clock: Clock, log: 
     err = e;
   }
   // Anything unreadable in the file (bad pages, rows that do not decode) counts as corruption.
-  if (!isWriteFault(err) && (err as { code?: unknown }).code !== "SQLITE_CANTOPEN" && (err as { code?: unknown }).code !== "SQLITE_BUSY") {
+  if (!isWriteFault(err) && (err as { code?: unknown }).code !== "SQLITE_BUSY") {
     try {
       const aside = moveAside(path, clock);
       log.warn("broker state file is corrupt or unreadable; moved it aside and starting with empty state", {

@@ -7,12 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t, { type Test } from "tap";
 import type { BrokerAuth, Identity } from "../../../hub/broker/auth/types.js";
-import { createBroker, type EmbeddedBroker } from "../../../hub/broker/broker.js";
-import { createBrokerStore } from "../../../hub/broker/store/journal.js";
-import { systemClock } from "../../../hub/clock.js";
-import { memoryLogger } from "../../../hub/log.js";
-import { defaultLimits } from "../../support/broker.js";
 import { connectClient, publish, type RawClient, subscribe } from "../../support/raw-client.js";
+import { type StoreBroker, startStoreBroker } from "../../support/store-broker.js";
 
 /** Everyone may write everything; g4/# may be read (and subscribed) only by the users in `readers`. */
 function authFor(readers: Set<string>): BrokerAuth {
@@ -23,29 +19,10 @@ function authFor(readers: Set<string>): BrokerAuth {
   };
 }
 
-async function hub(t: Test, path: string, readers: Set<string>): Promise<{ broker: EmbeddedBroker; port: number; lines: string[]; stop: () => Promise<void> }> {
-  const log = memoryLogger("debug");
-  const clock = systemClock();
-  const store = createBrokerStore({ path, sync: "normal", commitIntervalMs: 2 }, { clock, log });
-  const broker = createBroker({
-    limits: defaultLimits(),
-    listeners: [{ host: "127.0.0.1", port: 0, protocol: "mqtt" } as never],
-    sysIntervalMs: 0,
-    version: "test",
-    clock,
-    log,
-    store,
-  });
-  broker.core.auth = authFor(readers);
-  await broker.start();
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await broker.stop();
-  };
-  t.teardown(stop);
-  return { broker, port: broker.addresses()[0]!.port, lines: log.lines, stop };
+async function hub(t: Test, path: string, readers: Set<string>): Promise<StoreBroker> {
+  const h = await startStoreBroker(path, { auth: authFor(readers) });
+  t.teardown(h.stop);
+  return h;
 }
 
 async function client(t: Test, port: number, clientId: string, username: string, clean: boolean): Promise<RawClient> {

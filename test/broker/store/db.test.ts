@@ -9,13 +9,9 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import t, { type Test } from "tap";
 import type { AccessControl, BrokerAuth, Identity } from "../../../hub/broker/auth/types.js";
-import { createBroker, type EmbeddedBroker } from "../../../hub/broker/broker.js";
 import type { RetainedMessage } from "../../../hub/broker/retained.js";
-import { type BrokerStore, createBrokerStore } from "../../../hub/broker/store/journal.js";
-import { systemClock } from "../../../hub/clock.js";
-import { memoryLogger } from "../../../hub/log.js";
-import { defaultLimits } from "../../support/broker.js";
 import { connectClient, publish, type RawClient, subscribe } from "../../support/raw-client.js";
+import { type StoreBroker, startStoreBroker } from "../../support/store-broker.js";
 
 function dir(t: Test): string {
   const d = mkdtempSync(join(tmpdir(), "hub-broker-db-"));
@@ -32,32 +28,11 @@ function aclFor(writers: Set<string>): AccessControl {
   };
 }
 
-async function hub(t: Test, path: string, writers?: Set<string>): Promise<{ broker: EmbeddedBroker; store: BrokerStore; port: number; lines: string[]; stop: () => Promise<void> }> {
-  const log = memoryLogger("debug");
-  const clock = systemClock();
-  const store = createBrokerStore({ path, sync: "normal", commitIntervalMs: 2 }, { clock, log });
-  const broker = createBroker({
-    limits: defaultLimits(),
-    listeners: [{ host: "127.0.0.1", port: 0, protocol: "mqtt" } as never],
-    sysIntervalMs: 0,
-    version: "test",
-    clock,
-    log,
-    store,
-  });
-  if (writers !== undefined) {
-    const auth: BrokerAuth = { authenticate: (r) => ({ ok: true, username: r.username }), acl: aclFor(writers) };
-    broker.core.auth = auth;
-  }
-  await broker.start();
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await broker.stop();
-  };
-  t.teardown(stop);
-  return { broker, store, port: broker.addresses()[0]!.port, lines: log.lines, stop };
+async function hub(t: Test, path: string, writers?: Set<string>): Promise<StoreBroker> {
+  const auth: BrokerAuth | undefined = writers === undefined ? undefined : { authenticate: (r) => ({ ok: true, username: r.username }), acl: aclFor(writers) };
+  const h = await startStoreBroker(path, { auth });
+  t.teardown(h.stop);
+  return h;
 }
 
 async function client(t: Test, port: number, clientId: string, username?: string, expiry?: number): Promise<RawClient> {

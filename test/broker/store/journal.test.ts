@@ -8,14 +8,11 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import t, { type Test } from "tap";
 import type { Clock } from "../../../hub/contracts.js";
-import { createBroker, type EmbeddedBroker } from "../../../hub/broker/broker.js";
 import type { BrokerLimits } from "../../../hub/broker/core.js";
-import { type BrokerStore, createBrokerStore, STATUS_TOPIC } from "../../../hub/broker/store/journal.js";
-import { systemClock } from "../../../hub/clock.js";
-import { memoryLogger } from "../../../hub/log.js";
-import { defaultLimits } from "../../support/broker.js";
+import { STATUS_TOPIC } from "../../../hub/broker/store/journal.js";
 import { fakeClock } from "../../support/fake-clock.js";
 import { connectClient, publish, type RawClient, subscribe } from "../../support/raw-client.js";
+import { type StoreBroker, startStoreBroker } from "../../support/store-broker.js";
 
 function dir(t: Test): string {
   const d = mkdtempSync(join(tmpdir(), "hub-broker-store-"));
@@ -23,43 +20,14 @@ function dir(t: Test): string {
   return d;
 }
 
-interface Hub {
-  broker: EmbeddedBroker;
-  store: BrokerStore;
-  port: number;
-  lines: string[];
-  stop(): Promise<void>;
-}
-
 async function hub(
   t: Test,
   path: string,
   o: { clock?: Clock; limits?: Partial<BrokerLimits>; commitIntervalMs?: number; maxPageCount?: number; stopAtEnd?: boolean } = {},
-): Promise<Hub> {
-  const log = memoryLogger("debug");
-  const clock = o.clock ?? systemClock();
-  const store = createBrokerStore(
-    { path, sync: "normal", commitIntervalMs: o.commitIntervalMs ?? 2, maxPageCount: o.maxPageCount, retryIntervalMs: 5_000 },
-    { clock, log },
-  );
-  const broker = createBroker({
-    limits: { ...defaultLimits(), ...o.limits },
-    listeners: [{ host: "127.0.0.1", port: 0, protocol: "mqtt" } as never],
-    sysIntervalMs: 0,
-    version: "test",
-    clock,
-    log,
-    store,
-  });
-  await broker.start();
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await broker.stop();
-  };
-  if (o.stopAtEnd !== false) t.teardown(stop);
-  return { broker, store, port: broker.addresses()[0]!.port, lines: log.lines, stop };
+): Promise<StoreBroker> {
+  const h = await startStoreBroker(path, { ...o, retryIntervalMs: 5_000 });
+  if (o.stopAtEnd !== false) t.teardown(h.stop);
+  return h;
 }
 
 async function client(t: Test, port: number, clientId: string, o: { v?: 4 | 5; clean?: boolean; expiry?: number; will?: object } = {}) {
