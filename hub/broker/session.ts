@@ -294,7 +294,7 @@ function holdUntilCommitted(s: Session, journal: SessionJournal, e: InflightEntr
     }
     if (s.held === 0 && !inside) link.pump();
   };
-  journal.afterCommit(release, release);
+  journal.afterCommit(release); // no `fail`: it runs after a failed commit too
   inside = false;
 }
 

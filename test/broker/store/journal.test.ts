@@ -228,6 +228,49 @@ t.test("a QoS 2 PUBLISH to a persistent session leaves only once its packet id i
   );
 });
 
+t.test("a held QoS 2 PUBLISH whose client leaves before the commit is resent once on resume; a failed commit sends it anyway", async (t) => {
+  const clock = fakeClock();
+  const h = await hub(t, join(dir(t), "broker.db"), { clock, commitIntervalMs: 5, maxPageCount: 40 });
+  const sub = await client(t, h.port, "durable-sub", { expiry: 3600 });
+  const subscribed = subscribe(sub.c, [["q/#", 2]]);
+  await ping(sub.c);
+  clock.advance(5);
+  await subscribed;
+  const pub = await client(t, h.port, "pub");
+
+  // Held, then the client says goodbye (its session stays) before the commit.
+  pub.c.send({ cmd: "publish", topic: "q/left", payload: "while away", qos: 2, messageId: 1, dup: false, retain: false });
+  await ping(pub.c);
+  sub.c.send({ cmd: "disconnect", reasonCode: 0 });
+  const seen = await sub.c.expectClose();
+  t.equal(seen.filter((p) => p.cmd === "publish").length, 0, "nothing was sent before the commit");
+  clock.advance(5);
+  t.same((await pub.c.expectPacket("pubrec")).reasonCode ?? 0, 0, "stored: PUBREC Success");
+  const back = await client(t, h.port, "durable-sub", { expiry: 3600, clean: false });
+  t.equal(back.present, true);
+  const again = await back.c.expectPacket("publish");
+  t.same([String(again.payload), again.qos, again.dup], ["while away", 2, true], "resent from the in-flight state, DUP as a resend");
+  back.c.send({ cmd: "pubrec", messageId: again.messageId! });
+  await ping(back.c);
+  clock.advance(5); // PUBREL waits for the commit of the new state
+  await back.c.expectPacket("pubrel");
+  back.c.send({ cmd: "pubcomp", messageId: again.messageId! });
+  await ping(back.c);
+  t.equal(back.c.untaken().filter((p) => p.cmd === "publish").length, 0, "one copy only");
+
+  // A commit that fails (the file is full) releases the hold: the message goes, the publisher gets 0x97.
+  pub.c.send({ cmd: "publish", topic: "q/big", payload: Buffer.alloc(300_000, 2), qos: 2, messageId: 2, dup: false, retain: false });
+  await ping(pub.c);
+  await ping(back.c);
+  t.equal(back.c.untaken().filter((p) => p.cmd === "publish").length, 0, "held while the commit is pending");
+  clock.advance(5);
+  const big = await back.c.expectPacket("publish");
+  t.same([big.payload.length, big.qos], [300_000, 2], "sent once the commit has failed");
+  const rec = await pub.c.expectPacket("pubrec");
+  t.same([rec.messageId, rec.reasonCode], [2, 0x97], "and the publisher is told it was not stored");
+  t.equal(h.store.status, "failing");
+});
+
 t.test("expiry and will delay count the time the hub was down", async (t) => {
   const path = join(dir(t), "broker.db");
   const start = 1_800_000_000_000;
