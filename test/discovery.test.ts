@@ -273,3 +273,20 @@ t.test("a corrupt discovery.json: warning, fresh hub id", async (t) => {
   t.ok(bus.last("homeassistant/switch/hub_beef0000/relay/config"));
   await svc.stop();
 });
+
+t.test("boards that come online together: their updates all land in one valid discovery.json", async (t) => {
+  const dir = t.testdir();
+  const { svc, log } = service(dir);
+  await svc.start();
+  const board = (name: string): DiscoveryDevice => ({ name, model: "arduino", entities: [{ quantity: "soil", component: "sensor" }] });
+  // Three at once: each writes discovery.json.tmp and renames it; unordered, one rename finds no file.
+  await Promise.all([svc.update(board("bed_a")), svc.update(board("bed_b")), svc.update(board("bed_c"))]);
+  const saved = JSON.parse(readFileSync(join(dir, "discovery.json"), "utf8"));
+  t.same(
+    ["bed_a", "bed_b", "bed_c"].map((n) => saved.announced[`hub_beef0000_${n}_soil`]),
+    ["bed_a", "bed_b", "bed_c"].map((n) => `homeassistant/sensor/hub_beef0000/${n}_soil/config`),
+    "every board's entity is in the state file",
+  );
+  t.notMatch(log.lines.join("\n"), /ENOENT/, "no write failed");
+  await svc.stop();
+});
