@@ -7,9 +7,9 @@
 // - Rows the sender has handed to the MQTT client (`protect`) are never dropped: they are on the wire.
 // - A corrupt file is moved aside (logged) and a fresh one created; if no file can be opened at all,
 //   or a write fails (disk full), the hub keeps running: the failure is logged and counted.
-import { renameSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { Clock, Logger, PublishProperties, QoS } from "../contracts.js";
+import { moveAside } from "../broker/store/db.js";
 
 export interface QueueOptions {
   maxMessages: number;
@@ -168,16 +168,8 @@ function openDatabase(path: string, o: QueueOptions, deps: QueueDeps): { db: Dat
   } catch (first) {
     let err = first;
     if (isCorruption(err)) {
-      const aside = `${path}.corrupt-${new Date(deps.clock.now()).toISOString().replace(/[:.]/g, "-")}`;
       try {
-        renameSync(path, aside);
-        for (const ext of ["-wal", "-shm"]) {
-          try {
-            renameSync(path + ext, aside + ext);
-          } catch {
-            // absent: nothing to move
-          }
-        }
+        const aside = moveAside(path, deps.clock);
         deps.log.error("bridge queue file is corrupt; moved it aside and started an empty queue", { file: path, moved_to: aside, error: err });
         return { db: openFile(path, o), durable: true };
       } catch (err2) {
