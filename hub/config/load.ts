@@ -6,6 +6,7 @@
 import { dirname, isAbsolute, join } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, type Pair, parseDocument, Scalar, type YAMLMap } from "yaml";
 import type { z } from "zod";
+import { errnoOf } from "../broker/auth/file-check.js";
 import { checkConfig } from "./check.js";
 import { type Config, configSchema, SECRET_FIELDS } from "./schema.js";
 
@@ -222,11 +223,6 @@ function resolveSecrets(map: YAMLMap, path: Path, shape: Record<string, unknown>
 function withRange(node: Scalar, like: unknown): Scalar {
   node.range = (like as Scalar).range;
   return node;
-}
-
-function errnoOf(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  return e?.code ?? (e instanceof Error ? e.message : String(err));
 }
 
 // ---- following the zod schema alongside the YAML tree ------------------------------------------
