@@ -239,6 +239,11 @@ export function createDiscovery(deps: DiscoveryDeps): Service & { update(d: Disc
   // Boards can come online together: their updates' writes of the state file (one .tmp) take turns.
   let saving: Promise<unknown> = Promise.resolve();
 
+  // Via a rename, so a power cut leaves the old file or the new one, never half of one.
+  const writeState = async (text: string) => {
+    await writeFile(`${file}.tmp`, text);
+    await rename(`${file}.tmp`, file);
+  };
   const publish = (topic: string, payload: string) => bus.publish({ topic, payload: Buffer.from(payload), qos: 1, retain: true });
   const announce = async () => {
     await Promise.all(messages.map((m) => publish(m.topic, JSON.stringify(m.payload))));
@@ -262,11 +267,8 @@ export function createDiscovery(deps: DiscoveryDeps): Service & { update(d: Disc
         log.info("withdrew from Home Assistant", { id });
       }
       const next = `${JSON.stringify({ hub_id: hubId, announced: Object.fromEntries(now) } satisfies DiscoveryState, null, 2)}\n`;
-      // Written only when it changed (SD cards wear), via a rename so a power cut leaves old or new.
-      if (next !== text) {
-        await writeFile(`${file}.tmp`, next);
-        await rename(`${file}.tmp`, file);
-      }
+      // Written only when it changed (SD cards wear).
+      if (next !== text) await writeState(next);
       started = { hubId, text: next };
       if (!deps.enabled) return;
       await announce();
@@ -295,8 +297,7 @@ export function createDiscovery(deps: DiscoveryDeps): Service & { update(d: Disc
         // Built when its turn comes, so the last write holds every update made so far.
         const next = `${JSON.stringify({ hub_id: s.hubId, announced: Object.fromEntries(messages.map((m) => [m.id, m.topic])) } satisfies DiscoveryState, null, 2)}\n`;
         if (next === s.text) return;
-        await writeFile(`${file}.tmp`, next);
-        await rename(`${file}.tmp`, file);
+        await writeState(next);
         s.text = next;
       });
       saving = save.catch(() => {});
