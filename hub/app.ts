@@ -20,7 +20,9 @@ import { loadDrivers } from "./driver-registry.js";
 import { createLifecycle, type Lifecycle } from "./lifecycle.js";
 import { hubTopics } from "./topics.js";
 import { createRulesEngine } from "../rules/engine.js";
-import { loadRulesDir, watchRulesDir } from "../rules/load.js";
+import type { RulesLoad } from "../rules/problems.js";
+import type { Rule } from "../rules/schema.js";
+import { watchRulesDir } from "../rules/watch.js";
 import { jsonTimerStore } from "../rules/timers.js";
 import type { BrokerStore } from "./broker/store/journal.js";
 import { sqliteTimerStore } from "./broker/store/rule-timers.js";
@@ -38,8 +40,15 @@ export interface AppDeps {
   /** GPIO backend; default: from config.hardware (simulate: a simulated chip; linux: sysfs). */
   gpio?: GpioProvider;
   /** Reads the config file again on SIGHUP: its `rules:` are reloaded (a bad file keeps the old rules). */
-  rereadConfig?: () => { ok: true; config: Config } | { ok: false; problems: string };
+  rereadConfig?: () => ConfigReread | Promise<ConfigReread>;
+  /**
+   * Reads and checks the rules files of `rules_dir` (ids unique with `others`, the config's rules).
+   * hub run passes one that works in a child process (hub/config/isolated.ts); default: in this process.
+   */
+  readRulesDir?: (dir: string, others: readonly Rule[], hasLocation: boolean) => Promise<RulesLoad>;
 }
+
+type ConfigReread = { ok: true; config: Config } | { ok: false; problems: string };
 
 export interface App {
   lifecycle: Lifecycle;
@@ -334,13 +343,15 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       loadRules:
         rulesDir === undefined
           ? undefined
-          : (configRules) =>
-              loadRulesDir(rulesDir, { readdir: (d) => fs.readdirSync(d), readFile: (f) => fs.readFileSync(f, "utf8") }, configRules, {
-                hasLocation: config.location !== undefined,
-              }),
+          : async (configRules) => {
+              const hasLocation = config.location !== undefined;
+              if (deps.readRulesDir !== undefined) return deps.readRulesDir(rulesDir, configRules, hasLocation);
+              const { answer } = await import("./config/isolated.js");
+              return answer({ kind: "rules", dir: rulesDir, others: configRules, hasLocation });
+            },
       // SIGHUP re-reads the config file for its rules; rules_dir and location stay as at start.
-      reloadConfigRules: deps.rereadConfig && (() => {
-        const r = deps.rereadConfig!();
+      reloadConfigRules: deps.rereadConfig && (async () => {
+        const r = await deps.rereadConfig!();
         return r.ok ? { ok: true, rules: r.config.rules } : r;
       }),
       // A change to a rules file reloads like SIGHUP does (debounced by the engine).

@@ -14,7 +14,7 @@ import type { DiscoveryDevice, DiscoveryEntity } from "./discovery.js";
 import { firmataSession } from "../drivers/arduino/firmata.js";
 import { hubprotoSession } from "../drivers/arduino/hubproto.js";
 import { createLink } from "../drivers/arduino/link.js";
-import { linkTiming } from "../drivers/arduino/schema.js";
+import { linkTiming } from "../drivers/arduino/timing.js";
 import type { ChannelDecl, ChannelKind } from "../drivers/arduino/protocol.js";
 import type { SerialProvider } from "../drivers/io/serial.js";
 import { type ChannelMemory, channelMemory, type RememberedBoard } from "./arduino-channels.js";

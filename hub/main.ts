@@ -9,6 +9,7 @@
 // so `hub check` never loads the broker and `hub run` never the JSON Schema code, and the compile
 // cache (Node >= 22) is on before the big ones (config: zod + yaml) are compiled.
 import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { systemClock } from "./clock.js";
 import { enableCompileCache } from "./compile-cache.js";
@@ -74,7 +75,18 @@ async function authFilesOrExit(config: Config): Promise<void> {
 }
 
 async function run(file: string, simulate: boolean): Promise<void> {
-  const config = await loadOrExit(file);
+  // Config and rules files are validated in a child process (this program's `__load`), so zod, the
+  // YAML parser and the schemas never load into the long-running process (hub/config/isolated.ts).
+  const { isolatedLoader } = await import("./config/isolated.js");
+  const script = fileURLToPath(import.meta.url);
+  let loader = isolatedLoader({ execPath: process.execPath, script });
+  const first = await loader.config(file);
+  if (!first.ok) {
+    process.stderr.write(`${first.problems}\n`);
+    process.stderr.write(`${first.count} problem${first.count === 1 ? "" : "s"} in ${file}\n`);
+    process.exit(EX_CONFIG);
+  }
+  const config = first.config;
   await authFilesOrExit(config);
   if (simulate) config.hardware = "simulate";
   const log = createLogger({
@@ -94,14 +106,11 @@ async function run(file: string, simulate: boolean): Promise<void> {
   });
 
   log.info("starting", { version: v, config: file, hardware: config.hardware, node: process.version });
+  loader = isolatedLoader({ execPath: process.execPath, script, log: log.child("config") });
   // SIGHUP: the rules part re-reads this file for its `rules:` (a bad file keeps the old rules).
-  const { formatProblems, loadConfigFile } = await import("./config/load.js");
-  const rereadConfig = () => {
-    const r = loadConfigFile(file, { readFile: (p) => readFileSync(p, "utf8"), env: process.env });
-    return r.ok ? r : { ok: false as const, problems: formatProblems(r.problems) };
-  };
+  const rereadConfig = () => loader.config(file);
   const [{ buildApp }, { createHealthProbe }, { createNotifier }] = await Promise.all([import("./app.js"), import("./health.js"), import("./notify.js")]);
-  const app = await buildApp({ config, clock, log, version: v, rereadConfig });
+  const app = await buildApp({ config, clock, log, version: v, rereadConfig, readRulesDir: loader.rules });
   let stopping = false;
   let running = false;
   // The watchdog is fed while messages still go round the embedded broker (hub/health.ts).
@@ -191,6 +200,12 @@ async function main(argv: string[]): Promise<void> {
     case "run":
       await run(needConfig(), values.simulate === true);
       return;
+    case "__load": {
+      // Internal (not in --help): `hub run` validates config and rules files here, in a child.
+      const { serveLoad } = await import("./config/isolated.js");
+      await serveLoad(process.stdin, process.stdout);
+      return;
+    }
     case "check": {
       const file = needConfig();
       const config = await loadOrExit(file);

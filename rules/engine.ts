@@ -13,7 +13,7 @@ import { type ActionHost, compileActions } from "./actions.js";
 import { compileConditions } from "./conditions.js";
 import { readTopics, stableText } from "./describe.js";
 import type { Value } from "./expressions.js";
-import { formatRuleProblems, type RulesLoad } from "./load.js";
+import { formatRuleProblems, type RulesLoad } from "./problems.js";
 import { createRunner, retire, type RuleRuntime } from "./runs.js";
 import type { Rule, Trigger } from "./schema.js";
 import type { Location } from "./sun.js";
@@ -42,15 +42,16 @@ export interface RulesEngineDeps {
   /**
    * Reads more rules (a rules directory) at start and on reload(); `configRules` are the config's
    * rules in force (ids must not repeat them). At start a problem is fatal; on reload the old rules
-   * keep running and the problems are logged.
+   * keep running and the problems are logged. May be asynchronous: the hub reads them in a child
+   * process (hub/config/isolated.ts), so the schema never loads into the long-running process.
    */
-  loadRules?: (configRules: readonly Rule[]) => RulesLoad;
+  loadRules?: (configRules: readonly Rule[]) => RulesLoad | Promise<RulesLoad>;
   /**
    * Re-reads the config file's own `rules:` on reload() (SIGHUP), not on a rules file change. A
    * problem anywhere in the config file keeps the old rules running (logged with file:line:col).
    * Without it, `rules` stay those given at start.
    */
-  reloadConfigRules?: () => ConfigRulesLoad;
+  reloadConfigRules?: () => ConfigRulesLoad | Promise<ConfigRulesLoad>;
   /** Called after each evaluation (for `hub rules test`): the rule, its result and its trace. */
   onRun?: (report: { rule: string; result: RunResult; trace: readonly string[]; at: number }) => void;
   /** Publish status topics (default true). */
@@ -264,9 +265,9 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
   };
 
   /** The rules files' rules (none without a rules directory), or their problems as text. */
-  const loadMore = (config: readonly Rule[]): Rule[] | string => {
+  const loadMore = async (config: readonly Rule[]): Promise<Rule[] | string> => {
     if (deps.loadRules === undefined) return [];
-    const r = deps.loadRules(config);
+    const r = await deps.loadRules(config);
     return r.ok ? r.rules : formatRuleProblems(r.problems);
   };
 
@@ -281,14 +282,16 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     if (!accepting || (deps.loadRules === undefined && !fromConfig)) return;
     let config = configRules;
     if (fromConfig) {
-      const c = deps.reloadConfigRules!();
+      const c = await deps.reloadConfigRules!();
+      if (!accepting) return; // stopped while the config was being read
       if (!c.ok) {
         log.error("rules not reloaded: the old rules keep running", { problems: c.problems });
         return;
       }
       config = c.rules;
     }
-    const more = loadMore(config);
+    const more = await loadMore(config);
+    if (!accepting) return;
     if (typeof more === "string") {
       log.error("rules not reloaded: the old rules keep running", { problems: more });
       return;
@@ -330,7 +333,7 @@ export function createRulesEngine(deps: RulesEngineDeps): RulesEngine {
     name: "rules",
     status: (id) => byId.get(id)?.rt.status.view(),
     async start() {
-      const more = loadMore(configRules);
+      const more = await loadMore(configRules);
       if (typeof more === "string") throw new Error(`invalid rules:\n${more}`);
       for (const rule of more) byId.set(rule.id, { rt: compile(rule), text: stableText(rule) });
       const enabled = [...byId.values()].map((x) => x.rt).filter((rt) => rt.rule.enabled);

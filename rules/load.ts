@@ -4,20 +4,14 @@
 // Rules in files take no ${ENV} substitution and no *_file secrets: those are the config's.
 import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
-import type { Cancel, Logger } from "../hub/contracts.js";
 import { sunConditionPaths, sunTriggerPaths } from "./describe.js";
+import type { RuleProblem, RulesLoad } from "./problems.js";
 import { type Rule, rulesSchema } from "./schema.js";
 
-export interface RuleProblem {
-  file: string;
-  line: number;
-  col: number;
-  /** Key path inside the file, e.g. `[0].triggers[1].topic`. */
-  path: string;
-  message: string;
-}
-
-export type RulesLoad = { ok: true; rules: Rule[] } | { ok: false; problems: RuleProblem[] };
+// The zod-free parts live in their own files, so the running hub can use them without loading the
+// schema (config and rules are validated in a short-lived child process: hub/config/isolated.ts).
+export { formatRuleProblems, type RuleProblem, type RulesLoad } from "./problems.js";
+export { type WatchFn, watchRulesDir } from "./watch.js";
 
 export interface RulesFs {
   /** File names in a directory; throws a NodeJS.ErrnoException on failure. */
@@ -184,32 +178,4 @@ function positionOf(text: string, path: Path): { line: number; col: number } {
   const doc = parseDocument(text, { lineCounter: lines });
   const node = doc.getIn(path, true) as { range?: [number, number, number] } | undefined;
   return lines.linePos(node?.range?.[0] ?? 0);
-}
-
-/** One line per problem: `file:line:col: path: message`. */
-export function formatRuleProblems(problems: readonly RuleProblem[]): string {
-  return problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.path === "" ? "" : `${p.path}: `}${p.message}`).join("\n");
-}
-
-/** A rules file name: what loadRulesDir reads (editors' hidden temp and swap files are not). */
-const RULES_FILE = /^[^.].*\.ya?ml$/;
-
-/** The part of node:fs's watch() used here (injected: rules/ does no I/O of its own). */
-export type WatchFn = (
-  dir: string,
-  listener: (event: string, name: string | Buffer | null) => void,
-) => { close(): void; on(event: "error", fn: (err: Error) => void): unknown };
-
-/**
- * Calls `changed` when a rules file of `dir` is created, changed, renamed or removed. The watch is on
- * the directory, not the files, because editors save by writing a new file and renaming it over
- * the old one. A watch that fails later (the directory removed) is logged; SIGHUP still reloads.
- */
-export function watchRulesDir(dir: string, changed: () => void, log: Logger, watch: WatchFn): Cancel {
-  const w = watch(dir, (_event, name) => {
-    const n = name === null ? null : String(name);
-    if (n === null || RULES_FILE.test(n)) changed();
-  });
-  w.on("error", (err) => log.warn("stopped watching the rules directory; SIGHUP still reloads it", { dir, error: err.message }));
-  return () => w.close();
 }

@@ -4,6 +4,8 @@
 // pins themselves in the sketch.
 import { z } from "zod";
 
+export { linkTiming, PROTOCOL_DEFAULTS } from "./timing.js";
+
 type Duration = () => z.ZodType<number, string>;
 
 const NAME_MSG = "a channel name of lowercase letters, digits, _ and - (e.g. soil_moisture)";
@@ -61,22 +63,6 @@ export function arduinoShape(duration: Duration) {
       .prefault("1s")
       .describe("Firmata only: how often the board sends analog values (Firmata's sampling interval, 10ms..65s). Default: 1s."),
   };
-}
-
-/**
- * Defaults of the keys whose default depends on the protocol (the schema leaves them undefined;
- * their descriptions above say the same numbers). Firmata's 8 s: a real Uno running
- * StandardFirmata answers about 3.1 s after the port opens, old Nano bootloaders later.
- */
-export const PROTOCOL_DEFAULTS = {
-  hubproto: { baud: 115200, bannerTimeoutMs: 4_000 },
-  firmata: { baud: 57600, bannerTimeoutMs: 8_000 },
-} as const;
-
-/** The baud rate and banner timeout a device uses: its own, or its protocol's default. */
-export function linkTiming(d: { protocol: "hubproto" | "firmata"; baud?: number | undefined; banner_timeout?: number | undefined }): { baud: number; bannerTimeoutMs: number } {
-  const def = PROTOCOL_DEFAULTS[d.protocol];
-  return { baud: d.baud ?? def.baud, bannerTimeoutMs: d.banner_timeout ?? def.bannerTimeoutMs };
 }
 
 type ArduinoValue = {
