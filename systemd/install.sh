@@ -100,7 +100,7 @@ case "$NODE" in
     if live; then die "$NODE is in a home directory, which the service cannot see; install Node.js system-wide (README)"; fi ;;
 esac
 command -v npm >/dev/null || die "npm not found (it comes with Node.js)"
-[ -f "$SRC/dist/hub/main.js" ] || die "no build in $SRC/dist: run 'npm ci && npm run build' in $SRC first"
+[ -f "$SRC/dist/bundle/hub.mjs" ] || die "no build in $SRC/dist: run 'npm ci && npm run build' in $SRC first"
 [ -d "$SRC/node_modules" ] || die "no node_modules in $SRC: run 'npm ci && npm run build' in $SRC first"
 # The production dependency tree; fails (and we stop) if node_modules does not match package-lock.json.
 DEPS=$(cd "$SRC" && npm ls --omit=dev --all --parseable 2>/dev/null) ||
@@ -112,7 +112,7 @@ fi
 # An upgrade checks the config it keeps with the new version (this checkout's build) before
 # installing it: a hub that would refuse its config (exit 78, no restart) is not installed, and the
 # old one keeps running.
-if [ -f "$DESTDIR$CONF" ] && ! "$NODE" "$SRC/dist/hub/main.js" check --config "$DESTDIR$CONF"; then
+if [ -f "$DESTDIR$CONF" ] && ! "$NODE" "$SRC/dist/bundle/hub.mjs" check --config "$DESTDIR$CONF"; then
   die "$CONF has problems with this version (above); nothing was changed. Fix it, then run this script again"
 fi
 
@@ -121,7 +121,8 @@ fi
 STAGE=$DESTDIR$PREFIX.new
 rm -rf "$STAGE"
 mkdir -p "$STAGE/dist"
-for d in hub drivers rules; do
+# bundle/: the program that runs (hub.mjs and its chunks); hub/ drivers/ rules/: tsc's output.
+for d in bundle hub drivers rules; do
   if [ -d "$SRC/dist/$d" ]; then cp -R "$SRC/dist/$d" "$STAGE/dist/$d"; fi
 done
 for f in package.json package-lock.json config.example.yaml config.schema.json README.md; do
@@ -150,7 +151,7 @@ if [ -e "$DESTDIR$PREFIX" ]; then
 else
   mv "$STAGE" "$DESTDIR$PREFIX"
 fi
-say "installed the hub $("$NODE" "$DESTDIR$PREFIX/dist/hub/main.js" --version) in $DESTDIR$PREFIX"
+say "installed the hub $("$NODE" "$DESTDIR$PREFIX/dist/bundle/hub.mjs" --version) in $DESTDIR$PREFIX"
 
 # -------------------------------------------------------------------------- unit, user, command
 mkdir -p "$DESTDIR$UNIT_DIR" "$DESTDIR$SYSUSERS_DIR" "$DESTDIR$(dirname "$WRAPPER")"
@@ -165,7 +166,7 @@ case " \$* " in
   *" --config "*|*" --config="*|*" -c "*) ;;
   *) set -- "\$@" --config $CONF ;;
 esac
-exec $NODE --max-semi-space-size=1 $PREFIX/dist/hub/main.js "\$@"
+exec $NODE --max-semi-space-size=1 $PREFIX/dist/bundle/hub.mjs "\$@"
 EOF
 chmod 0755 "$DESTDIR$WRAPPER.tmp"
 mv "$DESTDIR$WRAPPER.tmp" "$DESTDIR$WRAPPER"
@@ -196,7 +197,7 @@ else
   mv "$DESTDIR$CONF.tmp" "$DESTDIR$CONF"
   say "created $CONF from config.example.yaml (simulated sensors; edit it to add yours)"
   # (An existing config was checked above, with the new version, before it was installed.)
-  "$NODE" "$DESTDIR$PREFIX/dist/hub/main.js" check --config "$DESTDIR$CONF" ||
+  "$NODE" "$DESTDIR$PREFIX/dist/bundle/hub.mjs" check --config "$DESTDIR$CONF" ||
     die "$CONF has problems (above); fix them, then run this script again"
 fi
 

@@ -176,7 +176,7 @@ async function main(): Promise<void> {
     `# Broker benchmark (${new Date().toISOString()})`,
     "",
     `- machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "?"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, node ${process.version}, MQTT ${args.proto === 5 ? "5.0" : "3.1.1"}, loopback`,
-    `- hub: ${hub.kind === "hub" ? "node --max-semi-space-size=1 dist/hub/main.js run --config <tmp>/hub.yaml --simulate" : `${hub.kind === "mosquitto" ? "mosquitto (placeholder)" : hub.cmd}`}`,
+    `- hub: ${hub.kind === "hub" ? "node --max-semi-space-size=1 dist/bundle/hub.mjs run --config <tmp>/hub.yaml --simulate" : `${hub.kind === "mosquitto" ? "mosquitto (placeholder)" : hub.cmd}`}`,
     ref !== null
       ? `- reference: mosquitto ${mosquittoVersion(ref.cmd!)} (${ref.cmd})`
       : "- reference: SKIPPED — mosquitto not found (apt-get install mosquitto) or BENCH_MOSQUITTO=none",

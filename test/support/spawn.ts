@@ -11,6 +11,8 @@ import { fileURLToPath } from "node:url";
 export const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** The built CLI; `npm test` builds before running tap. */
 export const HUB_MAIN = fileURLToPath(new URL("../../dist/hub/main.js", import.meta.url));
+/** The production entry (package.json bin, systemd unit): the bundle `npm run build` makes of it. */
+export const HUB_BUNDLE = fileURLToPath(new URL("../../dist/bundle/hub.mjs", import.meta.url));
 
 const DEFAULT_WAIT_MS = 15_000;
 

@@ -8,10 +8,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import t from "tap";
-import { HUB_MAIN, packageVersion, REPO_ROOT, runProcess } from "../support/spawn.js";
+import { HUB_BUNDLE, packageVersion, REPO_ROOT, runProcess } from "../support/spawn.js";
 
 const INSTALL = join(REPO_ROOT, "systemd/install.sh");
-const skip = existsSync(HUB_MAIN) ? false : "run npm run build first (install.sh installs the build)";
+const skip = existsSync(HUB_BUNDLE) ? false : "run npm run build first (install.sh installs the build)";
 
 type Tap = { teardown(fn: () => unknown): void };
 
@@ -77,7 +77,7 @@ t.test("DESTDIR install: the files, their modes, twice, then --uninstall", { ski
 
   // The program: the build and production dependencies only.
   const opt = join(root, "opt/hub");
-  for (const p of ["dist/hub/main.js", "dist/hub/notify.js", "dist/hub/status.js", "dist/drivers", "package.json", "package-lock.json", "config.example.yaml", "README.md", "node_modules/mqtt/package.json", "node_modules/zod/package.json", "node_modules/yaml/package.json", "systemd/hub.service", "systemd/hub.sysusers", ".hub-install"]) {
+  for (const p of ["dist/bundle/hub.mjs", "dist/hub/main.js", "dist/hub/notify.js", "dist/hub/status.js", "dist/drivers", "package.json", "package-lock.json", "config.example.yaml", "README.md", "node_modules/mqtt/package.json", "node_modules/zod/package.json", "node_modules/yaml/package.json", "systemd/hub.service", "systemd/hub.sysusers", ".hub-install"]) {
     t.ok(existsSync(join(opt, p)), `opt/hub/${p}`);
   }
   for (const p of ["node_modules/typescript", "node_modules/tap", "node_modules/@biomejs", "node_modules/fast-check", "dist/test", "test", "hub"]) {
@@ -92,7 +92,7 @@ t.test("DESTDIR install: the files, their modes, twice, then --uninstall", { ski
   // The unit and the command point at the prefix and at this node.
   const unit = readFileSync(join(root, "usr/lib/systemd/system/hub.service"), "utf8");
   t.match(unit, `ExecStart=${process.execPath} --max-semi-space-size=1 --max-old-space-size=`);
-  t.match(unit, " /opt/hub/dist/hub/main.js run --config /etc/hub/config.yaml\n");
+  t.match(unit, " /opt/hub/dist/bundle/hub.mjs run --config /etc/hub/config.yaml\n");
   t.equal(
     unit.replace(process.execPath, "/usr/bin/node"),
     readFileSync(join(REPO_ROOT, "systemd/hub.service"), "utf8"),
@@ -104,7 +104,7 @@ t.test("DESTDIR install: the files, their modes, twice, then --uninstall", { ski
     t.equal(`${v.stdout}${v.stderr}`.trim(), "", "systemd-analyze verify: the installed unit is clean too");
   }
   const wrapper = readFileSync(join(root, "usr/bin/hub"), "utf8");
-  t.match(wrapper, `exec ${process.execPath} --max-semi-space-size=1 /opt/hub/dist/hub/main.js "$@"`);
+  t.match(wrapper, `exec ${process.execPath} --max-semi-space-size=1 /opt/hub/dist/bundle/hub.mjs "$@"`);
 
   // The config: the example with the state in /var/lib/hub, valid (the installer ran hub check).
   const config = readFileSync(join(root, "etc/hub/config.yaml"), "utf8");
@@ -158,7 +158,7 @@ t.test("the installed copy runs: its own dependencies, the command's default --c
   t.equal(r.code, 0, r.stderr);
   symlinkSync(join(root, prefix), prefix);
   const hub = join(root, "usr/bin/hub");
-  t.match(readFileSync(join(root, "usr/lib/systemd/system/hub.service"), "utf8"), ` ${prefix}/dist/hub/main.js run `);
+  t.match(readFileSync(join(root, "usr/lib/systemd/system/hub.service"), "utf8"), ` ${prefix}/dist/bundle/hub.mjs run `);
 
   const v = await runProcess(hub, ["--version"], { env: { ...process.env, JOURNAL_STREAM: "" } });
   t.equal(v.stdout.trim(), packageVersion(), v.stderr);

@@ -97,7 +97,7 @@ t.test("the unit keeps hardware access and says what users rely on", async (t) =
 
   // Start, readiness, watchdog, restart.
   const exec = one("ExecStart")!;
-  t.match(exec, /^\/usr\/bin\/node --max-semi-space-size=1 --max-old-space-size=(\d+) \/opt\/hub\/dist\/hub\/main\.js run --config \/etc\/hub\/config\.yaml$/);
+  t.match(exec, /^\/usr\/bin\/node --max-semi-space-size=1 --max-old-space-size=(\d+) \/opt\/hub\/dist\/bundle\/hub\.mjs run --config \/etc\/hub\/config\.yaml$/);
   t.equal(one("Type"), "notify");
   t.equal(one("NotifyAccess"), "all", "READY comes from a systemd-notify child process");
   t.match(one("WatchdogSec"), /^\d+s$/);
