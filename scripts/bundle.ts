@@ -18,9 +18,9 @@ import { build, type Plugin } from "esbuild";
 
 // Bundled: pure JavaScript, no files of their own read at run time, and many module files (zod ~95,
 // yaml ~70). Both load only in the config-checking child and `hub check`, which start faster for
-// it. Every other package stays in node_modules: the native ones (better-sqlite3, serialport, onoff, i2c-bus) must; mqtt-packet, node-cron and firmata-io are
-// loaded with createRequire by package path; mqtt and ws are loaded only for a bridge or a
-// WebSocket listener.
+// it. Every other package stays in node_modules: the native ones (better-sqlite3, serialport,
+// onoff, i2c-bus) must; mqtt-packet, node-cron and firmata-io are loaded with createRequire by
+// package path; mqtt and ws are loaded only for a bridge or a WebSocket listener.
 const BUNDLED = new Set(["zod", "yaml"]);
 
 const packageOf = (spec: string): string => spec.split("/").slice(0, spec.startsWith("@") ? 2 : 1).join("/");
