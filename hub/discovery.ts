@@ -4,7 +4,6 @@
 // and device; availability is the hub's status AND the device's (mode all). Re-announces when Home
 // Assistant says <prefix>/status = online; withdraws (empty retained payload) the entities of devices
 // taken out of the config, using the list of announced ids in discovery.json.
-import { randomBytes } from "node:crypto";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Bus, Cancel, Logger, Message, Service, Topics } from "./contracts.js";
@@ -228,6 +227,16 @@ async function loadState(file: string, log: Logger): Promise<{ state: DiscoveryS
   return { state: {}, text };
 }
 
+/**
+ * A new hub's id (8 hex digits, kept in discovery.json): it only keeps Home Assistant's unique_ids of
+ * two hubs apart, it is no secret, so Math.random serves (node:crypto would load OpenSSL for it).
+ */
+function newHubId(): string {
+  return Math.floor(Math.random() * 0x1_0000_0000)
+    .toString(16)
+    .padStart(8, "0");
+}
+
 export function createDiscovery(deps: DiscoveryDeps): Service & { update(d: DiscoveryDevice): Promise<void> } {
   const { bus, log } = deps;
   const file = join(deps.stateDir, STATE_FILE);
@@ -254,7 +263,7 @@ export function createDiscovery(deps: DiscoveryDeps): Service & { update(d: Disc
     name: "discovery",
     async start() {
       const { state, text } = await loadState(file, log);
-      const hubId = typeof state.hub_id === "string" && /^[a-z0-9]+$/.test(state.hub_id) ? state.hub_id : (deps.newHubId ?? (() => randomBytes(4).toString("hex")))();
+      const hubId = typeof state.hub_id === "string" && /^[a-z0-9]+$/.test(state.hub_id) ? state.hub_id : (deps.newHubId ?? newHubId)();
       const before = new Map(Object.entries(state.announced ?? {}));
       messages = deps.enabled
         ? discoveryMessages({ hubId, hubName: deps.hubName, prefix: deps.prefix, topics: deps.topics, version: deps.version }, devices)

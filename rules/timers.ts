@@ -8,7 +8,7 @@
 // hub/broker/store/rule-timers.ts); otherwise in a small JSON file in the state dir (below): the set
 // is small, rewritten whole, and an atomic replace (temp file, fsync, rename, fsync of the directory)
 // is crash-safe with no native module. The filesystem is injected: rules/ does no I/O of its own.
-import { createHash } from "node:crypto";
+import { createRequire } from "node:module";
 import { dirname } from "node:path";
 import type { Cancel, Clock, Logger } from "../hub/contracts.js";
 import type { Value } from "./expressions.js";
@@ -53,9 +53,13 @@ export interface TimerStore {
   save(timers: readonly SavedTimer[]): void;
 }
 
+// Loaded by the first hash (a hub with rules), not at start: node:crypto initialises OpenSSL.
+let crypto: typeof import("node:crypto") | undefined;
+
 /** Short hash of a rule's stable text. */
 export function ruleVersion(stableText: string): string {
-  return createHash("sha256").update(stableText).digest("hex").slice(0, 16);
+  crypto ??= createRequire(import.meta.url)("node:crypto") as typeof import("node:crypto");
+  return crypto.createHash("sha256").update(stableText).digest("hex").slice(0, 16);
 }
 
 /** The subset of node:fs the file store uses. */

@@ -1,10 +1,10 @@
 // CONNECT: protocol level, client id rules, keep-alive, session open/resume/takeover, the will,
 // and the CONNACK with the limits this server imposes (v5 properties).
-import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 import type mqtt from "mqtt-packet";
 import type { PublishProperties, QoS } from "../contracts.js";
 import { debugEnabled } from "../log.js";
-import { decideWithoutPasswords } from "./auth/authenticate.js";
+import { decideWithoutPasswords } from "./auth/without-passwords.js";
 import { recheckSession } from "./auth/recheck.js";
 import type { AuthRequest, AuthResult } from "./auth/types.js";
 import { type ConnackProps, encodeConnack } from "./ack-encode.js";
@@ -13,9 +13,15 @@ import type { RoutedMessage } from "./publish-encode.js";
 import { RC } from "./reason-codes.js";
 import { validTopicName } from "./topics.js";
 
+// node:crypto is loaded by the first assigned id, not at start: loading it initialises OpenSSL,
+// ~1 MB of RSS an idle broker without TLS or passwords never needs. Unguessable ids, so that no
+// other client can take over a session by guessing its id.
+let crypto: typeof import("node:crypto") | undefined;
+
 function assignedId(taken: Map<string, unknown>): string {
+  crypto ??= createRequire(import.meta.url)("node:crypto") as typeof import("node:crypto");
   for (;;) {
-    const id = `auto-${randomBytes(9).toString("base64url")}`;
+    const id = `auto-${crypto.randomBytes(9).toString("base64url")}`;
     if (!taken.has(id)) return id;
   }
 }

@@ -6,13 +6,16 @@
 import type http from "node:http";
 import net from "node:net";
 import type { Duplex } from "node:stream";
-import tls from "node:tls";
+import type tls from "node:tls";
 import type { WebSocket, WebSocketServer } from "ws";
 import type { Clock, Logger } from "../contracts.js";
-import { isLoopback } from "../config/check.js";
+import { isLoopback } from "./loopback.js";
 import type { ListenerInfo, Socketish } from "./connection.js";
 import type { ListenerTlsConfig } from "./listener-schema.js";
-import { describeTlsProblem, peerCommonName, type ReadFile, readTlsMaterial, type TlsMaterial } from "./tls.js";
+import type { ReadFile, TlsMaterial } from "./tls.js";
+
+/** node:tls and the certificate helpers, loaded only for mqtts/wss listeners (see openListener). */
+type TlsParts = typeof import("./tls.js") & { lib: typeof tls };
 
 export type ListenerProtocol = "mqtt" | "mqtts" | "ws" | "wss";
 
@@ -82,10 +85,10 @@ function limited(clock: Clock, everyMs: number, log: (fields: Record<string, unk
   };
 }
 
-function loadMaterial(spec: ListenerSpec, label: string, readFile: ReadFile): TlsMaterial {
+function loadMaterial(t: TlsParts, spec: ListenerSpec, label: string, readFile: ReadFile): TlsMaterial {
   if (!spec.tls) throw new ListenerError(`${label}: ${spec.protocol} needs tls.cert_file and tls.key_file`);
-  const r = readTlsMaterial(spec.tls, readFile);
-  if (!r.ok) throw new ListenerError(`${label}: ${r.problems.map(describeTlsProblem).join("; ")}`);
+  const r = t.readTlsMaterial(spec.tls, readFile);
+  if (!r.ok) throw new ListenerError(`${label}: ${r.problems.map(t.describeTlsProblem).join("; ")}`);
   return r.material;
 }
 
@@ -126,9 +129,14 @@ export async function openListener(spec: ListenerSpec, deps: ListenerDeps): Prom
     identityAsUsername: requireCert && tlsCfg?.identity_as_username === true,
   };
 
+  // Loaded here, only for TLS listeners: node:tls and node:crypto (which initialises OpenSSL) add
+  // ~1.3 MB of RSS that a loopback-only hub never uses.
+  const t: TlsParts | undefined = secure
+    ? await Promise.all([import("node:tls"), import("./tls.js")]).then(([lib, parts]) => ({ ...parts, lib: lib.default }))
+    : undefined;
   let material: TlsMaterial | undefined;
-  if (secure) {
-    material = loadMaterial(spec, info.name, deps.readFile);
+  if (t) {
+    material = loadMaterial(t, spec, info.name, deps.readFile);
     warnIfExpired(material, info.name, clock, log);
   }
   const tlsOptions: tls.TlsOptions | undefined = material && {
@@ -144,7 +152,7 @@ export async function openListener(spec: ListenerSpec, deps: ListenerDeps): Prom
    */
   const identity = (sock: tls.TLSSocket, remote: string): string | undefined | false => {
     if (!requireCert) return undefined;
-    const id = peerCommonName(sock);
+    const id = t!.peerCommonName(sock);
     if ("cn" in id) return id.cn;
     if (!info.identityAsUsername) return undefined;
     log.warn("refusing client: its certificate cannot name a user", { listener: info.name, remote, why: id.error });
@@ -157,8 +165,8 @@ export async function openListener(spec: ListenerSpec, deps: ListenerDeps): Prom
   let server: net.Server;
   let wss: WebSocketServer | undefined;
   if (!web) {
-    if (material) {
-      server = tls.createServer({ ...tlsOptions, noDelay: true });
+    if (material && t) {
+      server = t.lib.createServer({ ...tlsOptions, noDelay: true });
       server.on("secureConnection", (sock: tls.TLSSocket) => {
         const cn = identity(sock, `${sock.remoteAddress}:${sock.remotePort}`);
         if (cn === false) {
@@ -263,10 +271,10 @@ export async function openListener(spec: ListenerSpec, deps: ListenerDeps): Prom
     protocol,
     address: () => ({ host: bound.address, port: bound.port }),
     reloadTls() {
-      if (!secure) return undefined;
+      if (!t) return undefined;
       let next: TlsMaterial;
       try {
-        next = loadMaterial(spec, info.name, deps.readFile);
+        next = loadMaterial(t, spec, info.name, deps.readFile);
         (server as tls.Server).setSecureContext(next.options);
       } catch (err) {
         const error = err instanceof Error ? err.message : String(err);

@@ -4,6 +4,9 @@
 import { sunConditionPaths, sunTriggerPaths } from "../../rules/describe.js";
 import { authFileProblems } from "../broker/auth/file-check.js";
 import { listenerProblems } from "../broker/listener-check.js";
+import { isLoopback } from "../broker/loopback.js";
+
+export { isLoopback };
 import type { ReadFile } from "../broker/tls.js";
 import { checkGpio } from "./check-gpio.js";
 import type { Config, ListenerConfig } from "./schema.js";
@@ -175,7 +178,3 @@ function addressesClash(a: string, b: string): boolean {
   return covers(a, b) || covers(b, a);
 }
 
-export function isLoopback(host: string): boolean {
-  const h = host.toLowerCase();
-  return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h) || h === "::ffff:127.0.0.1";
-}
