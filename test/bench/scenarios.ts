@@ -16,6 +16,8 @@ export interface BenchOpts {
   drainMs: number;
   latencyMs: number;
   latencyRate: number;
+  /** latency: publishing at the same rate before the measured window (JIT warm-up). */
+  latencyWarmMs: number;
   idleConns: number;
   idleBatch: number;
   retainedN: number;
@@ -127,9 +129,8 @@ function percentile(sorted: Float64Array, p: number): number {
 
 /** QoS 1 at a fixed rate; publisher and subscriber share this thread, so one clock stamps both ends. */
 async function latency(ctx: Ctx): Promise<Metrics> {
-  const { proto, latencyMs, latencyRate } = ctx.opts;
+  const { proto, latencyMs, latencyRate, latencyWarmMs: warmMs } = ctx.opts;
   const total = Math.floor((latencyRate * latencyMs) / 1000);
-  const warmMs = 300; // first deliveries on a fresh connection pay one-off costs (JIT, Nagle vs delayed ACK)
   const sub = await openClient(ctx.port, `${ctx.tag}-lsub`, proto, TIMEOUT_MS);
   const pub = await openClient(ctx.port, `${ctx.tag}-lpub`, proto, TIMEOUT_MS);
   try {
