@@ -292,6 +292,9 @@ check "config /etc/hub root:hub 0750, config.yaml root:hub 0640" cx "[ \"\$(stat
 # 4. Reload: SIGHUP to the same process, logged by the hub.
 cx systemctl reload hub.service >>"$LOG" 2>&1
 check "systemctl reload: the hub logs 'reloading (SIGHUP)', same main PID" bash -c "wait_for 10 journal_has 'reloading \\(SIGHUP\\)' '' && [ \"\$(cx systemctl show hub -p MainPID --value)\" = $MAIN ]"
+# The config is re-read by a child process (`hub __load`, hub/config/isolated.ts) spawned inside the
+# unit's sandbox; had the sandbox refused it, the hub would log the fallback to in-process checking.
+check "reload: the config's rules re-read by the hub's child process, inside the sandbox" bash -c "wait_for 20 journal_has 'hub/rules: rules reloaded' '' && ! journal_has 'could not validate in a child process' ''"
 
 # 4b. Device access from inside the service's sandbox (issue 9: "GPIO, I2C and serial access intact").
 # No Pi hardware and no kernel modules here, but open() on a character device checks the file's
