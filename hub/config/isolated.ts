@@ -20,8 +20,11 @@ export type LoadRequest =
   | { kind: "config"; file: string }
   | { kind: "rules"; dir: string; others: readonly Rule[]; hasLocation: boolean };
 
-/** A config load with its problems already formatted (file:line:col per line), as main.ts prints them. */
-export type ConfigLoad = { ok: true; config: Config } | { ok: false; problems: string; count: number };
+/**
+ * A config load with its problems already formatted (file:line:col per line), as main.ts prints them.
+ * `rules`: the config's `rules_dir` read with it (one child instead of two; see isolatedLoader).
+ */
+export type ConfigLoad = { ok: true; config: Config; rules?: RulesLoad } | { ok: false; problems: string; count: number };
 
 type Answer<R extends LoadRequest> = R extends { kind: "config" } ? ConfigLoad : RulesLoad;
 
@@ -49,12 +52,18 @@ export async function answer<R extends LoadRequest>(req: R): Promise<Answer<R>> 
   if (req.kind === "config") {
     const { formatProblems, loadConfigFile } = await import("./load.js");
     const r = loadConfigFile(req.file, { readFile: (p) => readFileSync(p, "utf8"), env: process.env });
-    const out: ConfigLoad = r.ok ? r : { ok: false, problems: formatProblems(r.problems), count: r.problems.length };
-    return out as Answer<R>;
+    if (!r.ok) return { ok: false, problems: formatProblems(r.problems), count: r.problems.length } as Answer<R>;
+    const dir = r.config.rules_dir;
+    const rules = dir === undefined ? undefined : await readRules(dir, r.config.rules, r.config.location !== undefined);
+    return { ok: true, config: r.config, ...(rules && { rules }) } as Answer<R>;
   }
+  return (await readRules(req.dir, req.others, req.hasLocation)) as Answer<R>;
+}
+
+async function readRules(dir: string, others: readonly Rule[], hasLocation: boolean): Promise<RulesLoad> {
   const { loadRulesDir } = await import("../../rules/load.js");
   const fs = { readdir: (d: string) => readdirSync(d), readFile: (f: string) => readFileSync(f, "utf8") };
-  return loadRulesDir(req.dir, fs, req.others, { hasLocation: req.hasLocation }) as Answer<R>;
+  return loadRulesDir(dir, fs, others, { hasLocation });
 }
 
 /** `hub __load`: reads the request from stdin, writes the answer to stdout. */
@@ -78,9 +87,26 @@ export function isolatedLoader(deps: IsolatedDeps): IsolatedLoader {
       return answer(req);
     }
   };
+  // The rules files read along with the config, for the rules() call that follows it: the engine
+  // asks for them right after the config (at start, and on SIGHUP after re-reading it), with the very
+  // `rules` array of that config. Used once; any other call (a rules file changed) reads afresh.
+  let ahead: { dir: string; others: readonly Rule[]; hasLocation: boolean; rules: RulesLoad } | undefined;
   return {
-    config: (file) => run({ kind: "config", file }),
-    rules: (dir, others, hasLocation) => run({ kind: "rules", dir, others, hasLocation }),
+    config: async (file) => {
+      const r = await run({ kind: "config", file });
+      ahead = undefined;
+      if (!r.ok || r.rules === undefined) return r;
+      const { rules, ...load } = r;
+      const dir = load.config.rules_dir;
+      if (dir !== undefined) ahead = { dir, others: load.config.rules, hasLocation: load.config.location !== undefined, rules };
+      return load;
+    },
+    rules: (dir, others, hasLocation) => {
+      const a = ahead;
+      ahead = undefined;
+      if (a !== undefined && a.dir === dir && a.others === others && a.hasLocation === hasLocation) return Promise.resolve(a.rules);
+      return run({ kind: "rules", dir, others, hasLocation });
+    },
   };
 }
 

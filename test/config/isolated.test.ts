@@ -3,6 +3,7 @@
 // a child that cannot answer falls back to the hub's own process (logged), and the running hub
 // (start, SIGHUP, a rules file change) never imports zod or yaml itself: a resolve hook given to
 // the hub's process only (the child gets no inherited V8 flags) makes any such import fail.
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -64,6 +65,35 @@ t.test("rules files: the child checks ids against the config's rules, like loadR
   const dup = await loader.rules(dir, config.rules.slice(1), true);
   t.equal(dup.ok, false);
   if (!dup.ok) t.match(dup.problems[0], { file: join(dir, "a.yaml"), line: 4, path: "[1].id", message: /also in the config/ });
+});
+
+t.test("rules_dir is read with the config (one child), and used once by the rules call that follows", async (t) => {
+  const dir = tempDir(t);
+  const rulesDir = join(dir, "rules.d");
+  fs.mkdirSync(rulesDir);
+  fs.writeFileSync(join(rulesDir, "a.yaml"), rule("from-file"));
+  const cfg = join(dir, "hub.yaml");
+  fs.writeFileSync(cfg, `state_dir: ${join(dir, "state")}\nrules_dir: ${rulesDir}\nrules:\n${rule("in-config").replace(/^/gm, "  ")}`);
+  let children = 0;
+  const counting = ((...args: Parameters<typeof spawn>) => {
+    children++;
+    return spawn(...args);
+  }) as typeof spawn;
+  const loader = isolatedLoader({ execPath: process.execPath, script: HUB_MAIN, spawn: counting });
+  const c = await loader.config(cfg);
+  if (!c.ok) throw new Error(c.problems);
+  t.equal(children, 1);
+  t.notOk("rules" in c, "the answer is the config alone");
+  const first = await loader.rules(rulesDir, c.config.rules, false);
+  t.equal(children, 1, "the rules read with the config: no second child");
+  t.same(first, await answer({ kind: "rules", dir: rulesDir, others: c.config.rules, hasLocation: false }));
+  fs.writeFileSync(join(rulesDir, "a.yaml"), rule("from-file") + rule("another"));
+  const second = await loader.rules(rulesDir, c.config.rules, false);
+  t.equal(children, 2, "used once: a later call (a rules file changed) reads afresh");
+  t.equal(second.ok && second.rules.length, 2);
+  await loader.config(cfg);
+  await loader.rules(rulesDir, [...c.config.rules], false);
+  t.equal(children, 4, "other config rules than those read with it: read afresh");
 });
 
 t.test("a child that cannot answer: logged, and the work is done in this process", async (t) => {
