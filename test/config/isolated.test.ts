@@ -135,7 +135,7 @@ t.test("the running hub never imports zod or yaml: start, SIGHUP, a rules file c
   fs.writeFileSync(
     hooks,
     "export async function resolve(specifier, context, next) {\n" +
-      '  if (/^(zod|yaml)(\\/|$)/.test(specifier)) throw new Error(`forbidden in the hub process: ${specifier}`);\n' +
+      '  if (/^(zod|yaml)(\\/|$)/.test(specifier)) throw new Error("forbidden in the hub process: " + specifier);\n' +
       "  return next(specifier, context);\n}\n",
   );
   const register = join(dir, "register.mjs");
