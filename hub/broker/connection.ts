@@ -6,81 +6,27 @@
 // object of a class (methods on the prototype, not closures), socket listeners are shared functions,
 // the parser and rule tables are shared by the whole broker (parsing is synchronous, one packet at a
 // time), and topic-alias maps are created only when a client uses aliases.
+// The pieces live next to it: connection-context.ts (listener, socket and shared context types),
+// connection-output.ts (acks, high-water mark, the cork flush), connection-events.ts (the shared
+// socket listeners) and connection-dispatch.ts (one packet to its handler).
 import type mqtt from "mqtt-packet";
 import { generatePacket } from "./mqtt-generate.js";
-import type { Duplex } from "node:stream";
 import { handleConnect } from "./connect.js";
+import { type ConnectionContext, DEFAULT_LISTENER, type ListenerInfo, type Socketish } from "./connection-context.js";
+import { onPacket } from "./connection-dispatch.js";
+import { CONN, onClose, onData, onDrain, onError, resumeLater } from "./connection-events.js";
+import { ack, flushCorked, HIGH_WATER, PUBACK, PUBREC, PUBREL } from "./connection-output.js";
 import type { BrokerCore } from "./core.js";
 import { createFramer, type Framer, fixedHeaderLength, isFrameError } from "./framing.js";
-import { handlePublish, handleSubscribe, handleUnsubscribe } from "./inbound.js";
-import { checkConnectRaw, checkPacket, type RuleLimits, type TopicRules, type Verdict } from "./packet-rules.js";
-import { createPacketParser, isParseFault, type PacketParser } from "./parse.js";
+import { checkConnectRaw, checkPacket, type Verdict } from "./packet-rules.js";
+import { isParseFault } from "./parse.js";
 import { encodePublish } from "./publish-encode.js";
 import { RC, v5ToV3Connack } from "./reason-codes.js";
-import { complete, type Delivery, type Link, received, type Session } from "./session.js";
-import { validTopicFilter, validTopicName } from "./topics.js";
+import type { Delivery, Link, Session } from "./session.js";
 import { checkWireStrings } from "./wire-strings.js";
 
-/**
- * What a connection knows of the listener that accepted it: the security settings that apply to
- * it (listeners.ts builds one per configured listener; in-memory tests use DEFAULT_LISTENER).
- */
-export interface ListenerInfo {
-  /** Shown in logs, e.g. "mqtts://0.0.0.0:8883". */
-  readonly name: string;
-  /** Clients without a user name may connect. */
-  readonly allowAnonymous: boolean;
-  /** TLS: the client certificate's subject CN is the user name (no password asked). */
-  readonly identityAsUsername: boolean;
-}
-
-/** The loopback default: anonymous clients allowed, no certificates. */
-export const DEFAULT_LISTENER: ListenerInfo = { name: "local", allowAnonymous: true, identityAsUsername: false };
-
-export interface Socketish extends Duplex {
-  remoteAddress?: string;
-  remotePort?: number;
-  setNoDelay?(noDelay?: boolean): unknown;
-  writableLength: number;
-  /**
-   * TLS listeners with require_client_cert: the verified client certificate's subject CN (well-formed
-   * text, checked in tls.ts). With the listener's identityAsUsername it is the user name.
-   */
-  peerCommonName?: string;
-}
-
-/** What every connection of one broker shares. */
-export interface ConnectionContext {
-  core: BrokerCore;
-  parser: PacketParser;
-  rules: TopicRules;
-  ruleLimits: RuleLimits;
-  /** Per-filter SUBACK/UNSUBACK failure codes from checkPacket (0 = valid); reused per packet. */
-  failures: number[];
-  /** Connections with writes held back (corked) until the end of this event-loop turn. */
-  corked: Connection[];
-  onClosed(c: Connection): void;
-}
-
-export function connectionContext(core: BrokerCore, onClosed: (c: Connection) => void): ConnectionContext {
-  const topicLimits = { maxLength: core.limits.maxTopicLength, maxLevels: core.limits.maxTopicLevels };
-  return {
-    core,
-    parser: createPacketParser(),
-    rules: {
-      validName: (t) => validTopicName(t, topicLimits),
-      validFilter: (f) => validTopicFilter(f, topicLimits),
-    },
-    ruleLimits: { maxClientIdLength: core.limits.maxClientIdLength, topicAliasMaximum: core.limits.topicAliasMaximum },
-    failures: [],
-    corked: [],
-    onClosed,
-  };
-}
-
-/** Output above this many buffered bytes marks the link blocked; QoS>0 waits in the session queue. */
-const HIGH_WATER = 1 << 20;
-const CONN = Symbol("hub.connection");
+// Other modules and tests import these from here.
+export { type ConnectionContext, connectionContext, DEFAULT_LISTENER, type ListenerInfo, type Socketish } from "./connection-context.js";
 
 /** The protocol level byte of a framed CONNECT (3, 4 or 5; anything else counts as 4 for replies). */
 function connectLevel(f: Buffer): 3 | 4 | 5 {
@@ -90,20 +36,6 @@ function connectLevel(f: Buffer): 3 | 4 | 5 {
   return level === 3 || level === 5 ? level : 4;
 }
 
-/** PUBACK/PUBREC/PUBREL/PUBCOMP with reason 0 and no properties: 4 bytes in every version. */
-function ack(type: number, id: number): Buffer {
-  const b = Buffer.allocUnsafe(4);
-  b[0] = type;
-  b[1] = 2;
-  b[2] = id >> 8;
-  b[3] = id & 0xff;
-  return b;
-}
-const PUBACK = 0x40;
-const PUBREC = 0x50;
-const PUBREL = 0x62;
-const PUBCOMP = 0x70;
-const PINGRESP = Buffer.from([0xd0, 0x00]);
 const EMPTY = Buffer.alloc(0);
 
 export class Connection implements Link {
@@ -349,7 +281,7 @@ export class Connection implements Link {
         this.applyVerdict(v);
         break;
       }
-      this.onPacket(p);
+      onPacket(this, p);
       if (p.cmd === "publish" && core.routeCongested) {
         // Flow control: the rest of this read stays in the framer until the queue drains.
         core.routeCongested = false;
@@ -382,92 +314,28 @@ export class Connection implements Link {
     if (!this.paused) this.socket.resume();
   }
 
-  private onPacket(p: mqtt.Packet): void {
+  /** A CONNECT (dispatched from connection-dispatch.ts): decided now, or reading waits for the decision. */
+  onConnect(p: mqtt.IConnectPacket): void {
     const core = this.ctx.core;
-    this.lastSeen = core.clock.monotonic();
-    const s = this.session;
-    switch (p.cmd) {
-      case "connect": {
-        const pending = handleConnect(this, p);
-        if (pending === undefined) {
-          this.connectDecided();
-          return;
-        }
-        // The password is being checked off the event loop: read nothing more until it is decided,
-        // so nothing behind a refused CONNECT is ever handled (MQTT-3.1.4-5, checklist C13).
-        this.paused = true;
-        this.socket.pause();
-        pending.then(
-          () => {
-            this.connectDecided();
-            this.resumeReading();
-          },
-          (err: unknown) => {
-            core.log.warn("error deciding a CONNECT; closing that client", { remote: this.remote, error: err });
-            this.fail(RC.UNSPECIFIED, "internal error");
-          },
-        );
-        return;
-      }
-      case "publish":
-        handlePublish(this, p);
-        return;
-      case "puback":
-        if (s && complete(s, p.messageId!, "puback")) core.pumpSession(s);
-        return;
-      case "pubrec": {
-        if (!s) return;
-        const r = received(s, p.messageId!, (p.reasonCode ?? 0) >= 0x80);
-        // PUBREL only once "PUBREC received" is stored: after a crash we must resend PUBREL, not the PUBLISH.
-        if (r === "pubrel") core.afterCommit(() => this.sendPubrel(p.messageId!));
-        else if (r === "done") core.pumpSession(s);
-        else if (this.protocolVersion === 5) this.send({ cmd: "pubrel", messageId: p.messageId!, reasonCode: RC.PACKET_ID_NOT_FOUND });
-        else this.sendPubrel(p.messageId!);
-        return;
-      }
-      case "pubrel": {
-        const known = s?.inboundQos2.delete(p.messageId!) ?? false;
-        if (known) core.store?.inboundQos2(s!, p.messageId!, false);
-        // Always answered (MQTT-4.3.3-11); v5 says when the id was unknown (F4).
-        // PUBCOMP once the id's release is stored: a forgotten release would swallow the id's next use.
-        const id = p.messageId!;
-        if (this.protocolVersion === 5 && !known) core.afterCommit(() => this.send({ cmd: "pubcomp", messageId: id, reasonCode: RC.PACKET_ID_NOT_FOUND }));
-        else core.afterCommit(() => this.sendBuffer(ack(PUBCOMP, id)));
-        return;
-      }
-      case "pubcomp":
-        if (s && complete(s, p.messageId!, "pubcomp")) core.pumpSession(s);
-        return;
-      case "subscribe":
-        handleSubscribe(this, p, this.ctx.failures);
-        return;
-      case "unsubscribe":
-        handleUnsubscribe(this, p, this.ctx.failures);
-        return;
-      case "pingreq":
-        this.sendBuffer(PINGRESP);
-        return;
-      case "disconnect": {
-        const props = p.properties as { sessionExpiryInterval?: number } | undefined;
-        if (this.protocolVersion === 5 && s && props?.sessionExpiryInterval !== undefined) {
-          // MQTT-3.14.2-2: a session that was to end with the connection cannot be extended here.
-          if (s.expiryMs === 0 && props.sessionExpiryInterval !== 0) {
-            this.fail(RC.PROTOCOL_ERROR, "Session Expiry Interval was 0 at CONNECT");
-            return;
-          }
-          const seconds = Math.min(props.sessionExpiryInterval, core.limits.maxSessionExpiry);
-          s.expiryMs = seconds === 0xffffffff ? Number.POSITIVE_INFINITY : seconds * 1000;
-        }
-        this.willOnClose = this.protocolVersion === 5 && p.reasonCode === RC.DISCONNECT_WITH_WILL;
-        this.close();
-        return;
-      }
-      case "auth":
-        this.fail(RC.PROTOCOL_ERROR, "enhanced authentication was not negotiated");
-        return;
-      default:
-        this.fail(RC.PROTOCOL_ERROR, `unexpected ${p.cmd} from a client`);
+    const pending = handleConnect(this, p);
+    if (pending === undefined) {
+      this.connectDecided();
+      return;
     }
+    // The password is being checked off the event loop: read nothing more until it is decided,
+    // so nothing behind a refused CONNECT is ever handled (MQTT-3.1.4-5, checklist C13).
+    this.paused = true;
+    this.socket.pause();
+    pending.then(
+      () => {
+        this.connectDecided();
+        this.resumeReading();
+      },
+      (err: unknown) => {
+        core.log.warn("error deciding a CONNECT; closing that client", { remote: this.remote, error: err });
+        this.fail(RC.UNSPECIFIED, "internal error");
+      },
+    );
   }
 
   private connectDecided(): void {
@@ -479,48 +347,5 @@ export class Connection implements Link {
   /** The fast acks handlers use: PUBACK / PUBREC with success and no properties. */
   ackPublish(qos: 1 | 2, id: number): void {
     this.sendBuffer(ack(qos === 1 ? PUBACK : PUBREC, id));
-  }
-}
-
-// Shared socket listeners: `this` is the socket; the connection hangs off it.
-function connOf(s: unknown): Connection {
-  return (s as Record<symbol, Connection>)[CONN]!;
-}
-function onData(this: Socketish, chunk: Buffer): void {
-  const c = connOf(this);
-  try {
-    c.onData(chunk);
-  } catch (err) {
-    c.core.log.warn("error handling a packet; closing that client", { client: c.clientId || c.remote, error: err });
-    c.fail(RC.UNSPECIFIED, "internal error");
-    this.destroy();
-  }
-}
-function onError(this: Socketish, err: Error): void {
-  const c = connOf(this);
-  c.core.log.debug("socket error", { client: c.clientId || c.remote, error: err.message });
-}
-function onClose(this: Socketish): void {
-  connOf(this).finish();
-}
-function onDrain(this: Socketish): void {
-  const c = connOf(this);
-  c.blockedSince = 0;
-  if (c.session && c.state === "connected") c.core.pumpSession(c.session);
-}
-function resumeLater(c: Connection): void {
-  c.continueReading();
-}
-/**
- * Runs once per event-loop turn, in the check phase right after every readable socket of this turn
- * was handled: each connection written to in this turn gets one writev with all its packets. Under
- * load that is a few large writes instead of one syscall per publisher read; idle, it adds no delay.
- */
-function flushCorked(ctx: ConnectionContext): void {
-  const list = ctx.corked;
-  ctx.corked = [];
-  for (const c of list) {
-    (c as unknown as { corked: boolean }).corked = false;
-    c.socket.uncork();
   }
 }
