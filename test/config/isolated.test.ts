@@ -25,6 +25,15 @@ function tempDir(t: { teardown(fn: () => unknown): void }): string {
 
 const readFile = (p: string) => fs.readFileSync(p, "utf8");
 
+/** A temp dir with rules.d/a.yaml holding the rule `from-file`. */
+function withRulesDir(t: { teardown(fn: () => unknown): void }): { dir: string; rulesDir: string } {
+  const dir = tempDir(t);
+  const rulesDir = join(dir, "rules.d");
+  fs.mkdirSync(rulesDir);
+  fs.writeFileSync(join(rulesDir, "a.yaml"), rule("from-file"));
+  return { dir, rulesDir };
+}
+
 t.test("the child's config is the in-process loader's, problems keep file:line:col", async (t) => {
   const dir = tempDir(t);
   const good = join(dir, "good.yaml");
@@ -68,10 +77,7 @@ t.test("rules files: the child checks ids against the config's rules, like loadR
 });
 
 t.test("rules_dir is read with the config (one child), and used once by the rules call that follows", async (t) => {
-  const dir = tempDir(t);
-  const rulesDir = join(dir, "rules.d");
-  fs.mkdirSync(rulesDir);
-  fs.writeFileSync(join(rulesDir, "a.yaml"), rule("from-file"));
+  const { dir, rulesDir } = withRulesDir(t);
   const cfg = join(dir, "hub.yaml");
   fs.writeFileSync(cfg, `state_dir: ${join(dir, "state")}\nrules_dir: ${rulesDir}\nrules:\n${rule("in-config").replace(/^/gm, "  ")}`);
   let children = 0;
@@ -126,10 +132,7 @@ t.test("a child that cannot answer: logged, and the work is done in this process
 });
 
 t.test("the running hub never imports zod or yaml: start, SIGHUP, a rules file change", async (t) => {
-  const dir = tempDir(t);
-  const rulesDir = join(dir, "rules.d");
-  fs.mkdirSync(rulesDir);
-  fs.writeFileSync(join(rulesDir, "a.yaml"), rule("from-file"));
+  const { dir, rulesDir } = withRulesDir(t);
   // A module resolve hook for the hub's process only (an --import flag: the child gets none).
   const hooks = join(dir, "hooks.mjs");
   fs.writeFileSync(
