@@ -40,7 +40,10 @@ export interface IsolatedDeps {
   log?: Logger;
   /** Injected for tests; default node:child_process spawn. */
   spawn?: typeof spawn;
-  /** A child that takes longer is killed and the work done in-process (default 120 s: a Pi Zero is slow). */
+  /**
+   * A child that takes longer is killed and the work done in-process. Default 30 s: a Pi Zero 2 W
+   * needs a second or two, and the fallback must still finish within hub.service's TimeoutStartSec=60s.
+   */
   timeoutMs?: number;
 }
 
@@ -124,7 +127,8 @@ function inChild<R extends LoadRequest>(req: R, deps: IsolatedDeps): Promise<Ans
       child.kill("SIGKILL");
       reject(new Error(why));
     };
-    const timer = setTimeout(() => fail(`no answer within ${deps.timeoutMs ?? 120_000} ms`), deps.timeoutMs ?? 120_000);
+    const limitMs = deps.timeoutMs ?? 30_000;
+    const timer = setTimeout(() => fail(`no answer within ${limitMs} ms`), limitMs);
     child.on("error", (err) => fail(err.message));
     child.stdout?.on("data", (c: Buffer) => out.push(c));
     child.stdin?.on("error", () => {}); // a child that died early: reported by "close" below
