@@ -292,14 +292,23 @@ export function createDiscovery(deps: DiscoveryDeps): Service & { update(d: Disc
       birth?.();
       birth = undefined;
     },
-    /** Announces a device's entities anew (its entity list changed while running). */
+    /**
+     * Announces a device's entities anew (its entity list changed while running), and withdraws those
+     * it no longer has (a channel dropped from an Arduino sketch): as a restart would, so Home
+     * Assistant does not keep an entity that can never have a value again.
+     */
     async update(d) {
+      const before = devices.find((x) => x.name === d.name);
       devices = [...devices.filter((x) => x.name !== d.name), d];
       if (!started || !deps.enabled) return;
       const id = { hubId: started.hubId, hubName: deps.hubName, prefix: deps.prefix, topics: deps.topics, version: deps.version };
       const fresh = discoveryMessages(id, [d]).slice(1); // [0] is the hub's own status entity
-      messages = [...messages.filter((m) => !fresh.some((f) => f.id === m.id)), ...fresh];
-      await Promise.all(fresh.map((m) => publish(m.topic, JSON.stringify(m.payload))));
+      const kept = new Set(fresh.map((f) => f.id));
+      const gone = before === undefined ? [] : discoveryMessages(id, [before]).slice(1).filter((m) => !kept.has(m.id));
+      const dropped = new Set(gone.map((m) => m.id));
+      messages = [...messages.filter((m) => !kept.has(m.id) && !dropped.has(m.id)), ...fresh];
+      await Promise.all([...gone.map((m) => publish(m.topic, "")), ...fresh.map((m) => publish(m.topic, JSON.stringify(m.payload)))]);
+      for (const m of gone) log.info("withdrew from Home Assistant", { id: m.id });
       log.info("announced to Home Assistant", { device: d.name, entities: fresh.length });
       const s = started;
       const save = saving.then(async () => {

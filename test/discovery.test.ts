@@ -290,3 +290,21 @@ t.test("boards that come online together: their updates all land in one valid di
   t.notMatch(log.lines.join("\n"), /ENOENT/, "no write failed");
   await svc.stop();
 });
+
+t.test("a board that drops a channel while running: its entity is withdrawn at once, not at the next restart", async (t) => {
+  const dir = t.testdir();
+  const { svc, bus, log } = service(dir);
+  await svc.start();
+  const board = (...quantities: string[]): DiscoveryDevice => ({ name: "bed", model: "arduino", entities: quantities.map((quantity) => ({ quantity, component: "sensor" })) });
+  await svc.update(board("soil", "light"));
+  const light = "homeassistant/sensor/hub_beef0000/bed_light/config";
+  t.ok(bus.last(light), "announced");
+  await svc.update(board("soil"));
+  t.equal(bus.last(light), "", "an empty retained config withdraws it");
+  t.ok(bus.last("homeassistant/sensor/hub_beef0000/bed_soil/config"), "the kept channel stays announced");
+  const saved = JSON.parse(readFileSync(join(dir, "discovery.json"), "utf8"));
+  t.equal(saved.announced.hub_beef0000_bed_light, undefined, "and it is gone from discovery.json");
+  t.equal(saved.announced.hub_beef0000_bed_soil, "homeassistant/sensor/hub_beef0000/bed_soil/config");
+  t.match(log.lines.join("\n"), /withdrew from Home Assistant id=hub_beef0000_bed_light/);
+  await svc.stop();
+});
