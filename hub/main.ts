@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import { systemClock } from "./clock.js";
 import { enableCompileCache } from "./compile-cache.js";
 import type { Config } from "./config/schema.js";
+import type { Logger } from "./contracts.js";
 import { createLogger, logFormatFor } from "./log.js";
 
 enableCompileCache(process.env);
@@ -79,7 +80,10 @@ async function run(file: string, simulate: boolean): Promise<void> {
   // YAML parser and the schemas never load into the long-running process (hub/config/isolated.ts).
   const { isolatedLoader } = await import("./config/isolated.js");
   const script = fileURLToPath(import.meta.url);
-  let loader = isolatedLoader({ execPath: process.execPath, script });
+  // One loader for the whole run: it keeps the rules files it read with the config for the engine's
+  // first call. Its fallback warnings go to stderr until the config's log exists, then to the log.
+  let configLog: Logger = createLogger({ level: "warn", format: "text", write: (line) => process.stderr.write(`${line}\n`) });
+  const loader = isolatedLoader({ execPath: process.execPath, script, log: () => configLog });
   const first = await loader.config(file);
   if (!first.ok) {
     process.stderr.write(`${first.problems}\n`);
@@ -106,7 +110,7 @@ async function run(file: string, simulate: boolean): Promise<void> {
   });
 
   log.info("starting", { version: v, config: file, hardware: config.hardware, node: process.version });
-  loader = isolatedLoader({ execPath: process.execPath, script, log: log.child("config") });
+  configLog = log.child("config");
   // SIGHUP: the rules part re-reads this file for its `rules:` (a bad file keeps the old rules).
   const rereadConfig = () => loader.config(file);
   const [{ buildApp }, { createHealthProbe }, { createNotifier }] = await Promise.all([import("./app.js"), import("./health.js"), import("./notify.js")]);

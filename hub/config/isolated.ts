@@ -37,7 +37,8 @@ export interface IsolatedDeps {
   /** The node binary and the script whose `__load` command answers (hub/main.ts's own file). */
   execPath: string;
   script: string;
-  log?: Logger;
+  /** Where a fallback is reported; a function because hub run has no logger until the config is read. */
+  log?: () => Logger | undefined;
   /** Injected for tests; default node:child_process spawn. */
   spawn?: typeof spawn;
   /**
@@ -83,7 +84,7 @@ export function isolatedLoader(deps: IsolatedDeps): IsolatedLoader {
     try {
       return await inChild(req, deps);
     } catch (err) {
-      deps.log?.warn("could not validate in a child process; validating in the hub's own process", {
+      deps.log?.()?.warn("could not validate in a child process; validating in the hub's own process", {
         kind: req.kind,
         error: err instanceof Error ? err.message : String(err),
       });

@@ -114,18 +114,18 @@ t.test("a child that cannot answer: logged, and the work is done in this process
   t.ok(expected.ok);
 
   const log = memoryLogger();
-  const r1 = await isolatedLoader({ execPath: process.execPath, script: exits, log }).config(cfg);
+  const r1 = await isolatedLoader({ execPath: process.execPath, script: exits, log: () => log }).config(cfg);
   t.same(r1, expected, "exited child: same answer from the fallback");
   t.match(log.lines.at(-1), /could not validate in a child process.*error="?the child exited with 3/);
 
-  const r2 = await isolatedLoader({ execPath: process.execPath, script: hangs, log, timeoutMs: 300 }).config(cfg);
+  const r2 = await isolatedLoader({ execPath: process.execPath, script: hangs, log: () => log, timeoutMs: 300 }).config(cfg);
   t.same(r2, expected, "silent child: killed, same answer");
   t.match(log.lines.at(-1), /error="no answer within 300 ms"/);
 
   const rulesDir = join(dir, "rules.d");
   fs.mkdirSync(rulesDir);
   fs.writeFileSync(join(rulesDir, "a.yaml"), rule("one"));
-  const r3 = await isolatedLoader({ execPath: join(dir, "no-such-node"), script: HUB_MAIN, log }).rules(rulesDir, [], false);
+  const r3 = await isolatedLoader({ execPath: join(dir, "no-such-node"), script: HUB_MAIN, log: () => log }).rules(rulesDir, [], false);
   t.same(r3, await answer({ kind: "rules", dir: rulesDir, others: [], hasLocation: false }), "spawn error: same answer");
   t.equal(r3.ok && r3.rules[0]?.id, "one");
   t.match(log.lines.at(-1), /ENOENT/);
